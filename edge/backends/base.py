@@ -1,0 +1,86 @@
+"""The backend interface shared by ONNX Runtime (CPU) and TensorRT (GPU).
+
+A backend owns the model's I/O buffers. Frames travel through *slots*: each slot is one complete set of
+host input and output arrays. The caller writes a slot's inputs in place (the preprocessor fills them
+directly, so there is no extra copy), calls :meth:`Backend.submit`, and later :meth:`Backend.wait` for
+the outputs. On a GPU backend ``submit`` only enqueues host→device copies, execution and device→host
+copies on a CUDA stream and returns at once; with two slots the next frame is preprocessed into slot 1
+while slot 0 runs. A CPU backend may do the work inside ``submit``; callers must not rely on either.
+Output arrays belong to the backend and are overwritten by the next run of the same slot.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A model input or output: its name, shape (``None`` for a dimension known only at run time) and dtype."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: np.dtype
+
+
+@dataclass
+class Slot:
+    """One set of host buffers. ``handle`` is the backend's own per-slot state (bindings, CUDA events…)."""
+
+    index: int
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+    handle: object = None
+
+
+class Backend(ABC):
+    """Runs one model file. Subclasses set ``name`` and fill ``inputs``, ``outputs`` and ``slots``."""
+
+    name: ClassVar[str]
+
+    def __init__(self, model_path: Path):
+        self.model_path = Path(model_path)
+        self.inputs: tuple[TensorInfo, ...] = ()
+        self.outputs: tuple[TensorInfo, ...] = ()
+        self.slots: tuple[Slot, ...] = ()
+
+    @abstractmethod
+    def submit(self, slot: Slot) -> None:
+        """Starts inference on ``slot.inputs``; may return before it finishes."""
+
+    @abstractmethod
+    def wait(self, slot: Slot) -> dict[str, np.ndarray]:
+        """Blocks until the run started by :meth:`submit` on ``slot`` is done; returns its host outputs."""
+
+    def run(self, slot: Slot) -> dict[str, np.ndarray]:
+        """Synchronous inference on one slot."""
+        self.submit(slot)
+        return self.wait(slot)
+
+    def close(self) -> None:
+        """Releases the model and its buffers; the backend is unusable afterwards."""
+        self.slots = ()
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def resolve_shape(info: TensorInfo, override: tuple[int, ...] | None, batch: int) -> tuple[int, ...]:
+    """The concrete shape to allocate for an input: the bundle's shape where given, else the model's with a
+    dynamic batch set to ``batch``. Any other dynamic dimension without an override is an error."""
+    if override is not None:
+        return tuple(override)
+    dims = list(info.shape)
+    if dims and dims[0] is None:
+        dims[0] = batch
+    if any(d is None for d in dims):
+        raise ValueError(f"input '{info.name}' has dynamic dimensions {info.shape}: give its shape in the bundle")
+    return tuple(int(d) for d in dims)  # type: ignore[arg-type]

@@ -1,0 +1,200 @@
+"""The ``edge`` command: one console script, one subcommand per mode (see CONTRACT.md).
+
+Handlers live next to what they drive; this module only parses arguments and maps failures to the
+contract's exit codes with one line on stderr (the traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from edge import __version__
+from edge.bundle import RESIZES, TASKS, Thresholds
+from edge.errors import EdgeError, UsageError
+
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 416x416, not '{text}'") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, not '{text}'")
+    return width, height
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, not '{text}'") from None
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not '{text}'")
+    return key, value
+
+
+def _json_value(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def cmd_bundle_create(args: argparse.Namespace) -> int:
+    from edge.bundle_create import create_bundle
+
+    bundle = create_bundle(
+        args.onnx, args.out, task=args.task, decoder=args.decoder, name=args.name, labels=args.labels,
+        thresholds=Thresholds(score=args.score, iou=args.iou),
+        decoder_args={k: _json_value(v) for k, v in args.decoder_arg},
+        files=dict(args.file), input_size=args.input_size, layout=args.layout, color=args.color,
+        resize=args.resize, pad_value=args.pad_value, mean=args.mean, std=args.std, dtype=args.dtype,
+    )
+    print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}) written to {bundle.root}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from edge.replay import replay
+
+    summary = replay(args.source, args.bundle, args.out, backend=args.backend, video=not args.no_video,
+                     realtime=args.realtime, threads=args.threads)
+    print(f"{summary['frames']} frames at {summary['fps']} fps → {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edge.demo import run_demo
+
+    return run_demo(args.out, args.assets)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from edge.doctor import report
+
+    print(report())
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    try:
+        from compile.build import compile_model
+    except ImportError as e:
+        raise UsageError(f"edge compile needs the compile extra (pip install 'edge[compile]'): {e}") from None
+    bundle = compile_model(args.model, args.out, task=args.task, checkpoint=args.checkpoint,
+                           labels=args.labels, name=args.name)
+    print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}, weights "
+          f"{bundle.provenance.get('weights')}) written to {bundle.root}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edge.backends import BACKEND_NAMES
+    from edge.decoders import DECODERS
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser = argparse.ArgumentParser(prog="edge", description="Computer vision on Jetson-class devices.",
+                                     parents=[common])
+    parser.add_argument("--version", action="version", version=f"edge {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", parents=[common], help="replay the sample footage through sample models")
+    demo.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    demo.add_argument("--assets", help="assets folder (default: $EDGE_ASSETS or ../shared/assets)")
+    demo.set_defaults(func=cmd_demo)
+
+    doctor = commands.add_parser("doctor", parents=[common], help="what this machine can run")
+    doctor.set_defaults(func=cmd_doctor)
+
+    bundle = commands.add_parser("bundle", parents=[common], help="bundle tools")
+    bundle_commands = bundle.add_subparsers(dest="bundle_command", required=True, metavar="ACTION")
+    create = bundle_commands.add_parser("create", parents=[common], help="wrap an ONNX model into a bundle")
+    create.add_argument("--onnx", required=True, help="the ONNX model")
+    create.add_argument("--task", required=True, choices=TASKS)
+    create.add_argument("--decoder", required=True, choices=sorted(DECODERS))
+    create.add_argument("--out", required=True, help="bundle folder to write")
+    create.add_argument("--name", help="bundle name (default: the ONNX file's stem)")
+    create.add_argument("--labels", help="text file, one label per line, in class-index order")
+    create.add_argument("--input-size", type=_size, help="WIDTHxHEIGHT (default: the model's)")
+    create.add_argument("--layout", choices=("nchw", "nhwc"), help="default: from the model's input shape")
+    create.add_argument("--color", choices=("rgb", "bgr"), default="rgb")
+    create.add_argument("--resize", choices=RESIZES, default="letterbox")
+    create.add_argument("--pad-value", type=float, default=114.0)
+    create.add_argument("--mean", type=_floats, default=(0.0,), help="per channel, 0..255 units, model order")
+    create.add_argument("--std", type=_floats, default=(1.0,), help="per channel, 0..255 units, model order")
+    create.add_argument("--dtype", choices=("float32", "uint8"), help="default: the model's input type")
+    create.add_argument("--score", type=float, default=Thresholds.score, help="score threshold")
+    create.add_argument("--iou", type=float, default=Thresholds.iou, help="NMS IoU threshold")
+    create.add_argument("--decoder-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                        help="decoder setting (VALUE is JSON or a string); repeatable")
+    create.add_argument("--file", type=_key_value, action="append", default=[], metavar="ROLE=PATH",
+                        help="extra file the decoder needs, e.g. anchors=anchors.npy; repeatable")
+    create.set_defaults(func=cmd_bundle_create)
+
+    compile_ = commands.add_parser("compile", parents=[common], help="PyTorch model → bundle")
+    compile_.add_argument("--model", required=True, help="torchvision model name, e.g. ssdlite320_mobilenet_v3_large")
+    compile_.add_argument("--checkpoint", help="state_dict file (torch.load weights_only); default: random weights")
+    compile_.add_argument("--task", required=True, choices=TASKS)
+    compile_.add_argument("--out", required=True, help="bundle folder to write")
+    compile_.add_argument("--labels", help="text file, one label per line (default: the model's own)")
+    compile_.add_argument("--name", help="bundle name (default: the model name)")
+    compile_.set_defaults(func=cmd_compile)
+
+    replay = commands.add_parser("replay", parents=[common], help="run recorded footage through bundles")
+    replay.add_argument("source", help="a video file, an image file, an image folder or a glob")
+    replay.add_argument("--bundle", action="append", required=True, help="bundle folder; repeatable")
+    replay.add_argument("--out", required=True, help="output folder")
+    replay.add_argument("--realtime", action="store_true", help="pace frames at the file's own rate")
+    replay.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+    replay.add_argument("--no-video", action="store_true", help="do not write annotated.mp4")
+    replay.add_argument("--threads", type=int, help="inference threads (default: all usable CPUs)")
+    replay.set_defaults(func=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="edge: %(message)s")
+    from streams.sinks import SinkError
+    from streams.sources import SourceError
+
+    try:
+        return args.func(args)
+    except BaseException as e:  # every failure ends as one line and the contract's exit code
+        code, message = _exit_code(e)
+        if args.debug:
+            traceback.print_exc()
+        print(f"edge: error: {message}", file=sys.stderr)
+        return code
+
+
+def _exit_code(error: BaseException) -> tuple[int, str]:
+    from streams.sinks import SinkError
+    from streams.sources import SourceError
+
+    if isinstance(error, EdgeError):
+        return error.exit_code, str(error)
+    if isinstance(error, SourceError):
+        return 3, str(error)
+    if isinstance(error, SinkError):
+        return 4, str(error)
+    if isinstance(error, KeyboardInterrupt):
+        return 130, "interrupted"
+    if isinstance(error, SystemExit):
+        raise error
+    return 4, f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)"
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Latency statistics in constant memory, so a daemon that runs for weeks can report them too.
+
+Samples land in log-spaced bins (2 % wide, 1 µs to 1000 s); percentiles are read off the cumulative
+counts, accurate to the bin width. The same bins can later be exposed as a Prometheus histogram.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_MIN_S = 1e-6
+_GROWTH = 1.02
+_BINS = math.ceil(math.log(1e9) / math.log(_GROWTH)) + 1
+
+
+class LatencyHistogram:
+    """Durations in seconds → count, mean and percentiles in milliseconds."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(_BINS, np.int64)
+        self.total_s = 0.0
+
+    def add(self, seconds: float) -> None:
+        index = 0 if seconds <= _MIN_S else min(_BINS - 1, int(math.log(seconds / _MIN_S) / math.log(_GROWTH)) + 1)
+        self.counts[index] += 1
+        self.total_s += seconds
+
+    @property
+    def count(self) -> int:
+        return int(self.counts.sum())
+
+    def percentile_ms(self, q: float) -> float:
+        """The ``q``-th percentile (0–100) in ms, as the geometric centre of its bin."""
+        n = self.count
+        if n == 0:
+            return 0.0
+        index = int(np.searchsorted(np.cumsum(self.counts), max(1, math.ceil(q / 100 * n))))
+        if index == 0:
+            return _MIN_S * 1e3
+        return _MIN_S * _GROWTH ** (index - 0.5) * 1e3
+
+    def summary(self) -> dict[str, float]:
+        return {"p50": round(self.percentile_ms(50), 3), "p99": round(self.percentile_ms(99), 3)}
+
+
+class StageTimes:
+    """One histogram per pipeline stage, in the order stages were first seen."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, LatencyHistogram] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        histogram = self.stages.get(stage)
+        if histogram is None:
+            histogram = self.stages[stage] = LatencyHistogram()
+        histogram.add(seconds)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {stage: h.summary() for stage, h in self.stages.items()}

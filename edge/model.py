@@ -1,0 +1,71 @@
+"""A bundle ready to run on frames: preprocess → backend → decoder, each stage timed.
+
+The runtime's equivalent of jetson-inference's ``detectNet``: one small object per loaded model, with
+the engine work (backend) split from the task work (decoder).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from edge.backends import open_backend
+from edge.bundle import BUNDLE_FILE, Bundle
+from edge.decoders import DECODERS
+from edge.errors import BadInputError
+from edge.preprocess import Preprocessor
+
+STAGES = ("preprocess", "infer", "postprocess")
+
+
+class Model:
+    """Runs one bundle on BGR frames. ``timings`` holds the last call's seconds per stage."""
+
+    def __init__(self, bundle: Bundle, backend: str = "auto", threads: int | None = None):
+        self.bundle = bundle
+        self.backend = open_backend(bundle, backend, threads=threads)
+        self._check_input()
+        self.preprocess = Preprocessor(bundle.input)
+        self.decoder = DECODERS[bundle.decoder](bundle, self.backend.outputs)
+        self.slot = self.backend.slots[0]
+        self.input_buffer = self.slot.inputs[bundle.input.name]
+        self.timings = dict.fromkeys(STAGES, 0.0)
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    def _check_input(self) -> None:
+        spec, where = self.bundle.input, self.bundle.root / BUNDLE_FILE
+        infos = {i.name: i for i in self.backend.inputs}
+        if spec.name not in infos:
+            raise BadInputError(f"{where}: field 'input.name': the model has no input '{spec.name}' "
+                                f"(inputs: {', '.join(infos)})")
+        if len(infos) > 1:
+            raise BadInputError(f"{where}: the model has {len(infos)} inputs ({', '.join(infos)}); edge feeds one")
+        info = infos[spec.name]
+        if len(info.shape) != 4 or any(m is not None and m != s for m, s in zip(info.shape, spec.shape)):
+            raise BadInputError(f"{where}: field 'input.shape': {list(spec.shape)} does not fit the model's "
+                                f"{[d if d is not None else '?' for d in info.shape]}")
+        if info.dtype != np.dtype(spec.dtype):
+            raise BadInputError(f"{where}: field 'input.dtype': '{spec.dtype}' but the model takes {info.dtype}")
+
+    def __call__(self, image: np.ndarray) -> Any:
+        """Runs the model on one BGR frame and returns the decoder's result in frame pixels."""
+        t0 = time.perf_counter()
+        transform = self.preprocess(image, self.input_buffer)
+        t1 = time.perf_counter()
+        outputs = self.backend.run(self.slot)
+        t2 = time.perf_counter()
+        result = self.decoder(outputs, transform)
+        t3 = time.perf_counter()
+        self.timings["preprocess"], self.timings["infer"], self.timings["postprocess"] = t1 - t0, t2 - t1, t3 - t2
+        return result
+
+    def to_event(self, result: Any) -> dict[str, Any]:
+        return result.to_event(self.bundle.label)
+
+    def close(self) -> None:
+        self.backend.close()

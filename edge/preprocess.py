@@ -1,0 +1,135 @@
+"""Frame → model input tensor, as the bundle's input spec says, and the way back for boxes and points.
+
+Per-frame work is three vectorised steps into buffers planned once per source size: one ``cv2.resize``
+into a preallocated scratch image, the pad strips filled with the (normalised) pad value, and one
+NumPy ufunc per channel that swaps colour order, normalises, converts dtype and lays out NCHW or NHWC
+straight into the backend's input buffer. No allocation happens once the plan exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge.bundle import InputSpec
+
+
+@dataclass(frozen=True)
+class Transform:
+    """Source-frame pixels → model-input pixels: ``model = source * scale + offset`` per axis.
+
+    ``source_size`` is (width, height) of the frame, used to clip mapped-back boxes.
+    """
+
+    scale_x: float
+    scale_y: float
+    offset_x: float
+    offset_y: float
+    source_size: tuple[int, int]
+
+    def boxes_to_source(self, boxes: np.ndarray) -> np.ndarray:
+        """Maps ``[..., 4]`` x1,y1,x2,y2 boxes in model pixels to source pixels, clipped to the frame, in place."""
+        boxes[..., 0::2] -= self.offset_x
+        boxes[..., 0::2] *= 1.0 / self.scale_x
+        boxes[..., 1::2] -= self.offset_y
+        boxes[..., 1::2] *= 1.0 / self.scale_y
+        np.clip(boxes[..., 0::2], 0, self.source_size[0], out=boxes[..., 0::2])
+        np.clip(boxes[..., 1::2], 0, self.source_size[1], out=boxes[..., 1::2])
+        return boxes
+
+    def points_to_source(self, points: np.ndarray) -> np.ndarray:
+        """Maps ``[..., 2+]`` x,y(,…) points in model pixels to source pixels, in place (not clipped)."""
+        points[..., 0] -= self.offset_x
+        points[..., 0] *= 1.0 / self.scale_x
+        points[..., 1] -= self.offset_y
+        points[..., 1] *= 1.0 / self.scale_y
+        return points
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything that depends only on the source size: computed once, reused for every frame."""
+
+    transform: Transform
+    content: tuple[slice, slice]  # rows, cols of the model canvas that hold the resized frame
+    pads: tuple[tuple[slice, slice], ...]  # the rest of the canvas
+    scratch: np.ndarray | None  # resize target; None when the frame already has the content size
+
+
+class Preprocessor:
+    """Writes frames into a model input buffer following an :class:`InputSpec`.
+
+    >>> pre = Preprocessor(bundle.input)
+    >>> transform = pre(frame_bgr, backend_input_buffer)
+    """
+
+    def __init__(self, spec: InputSpec):
+        self.spec = spec
+        # OpenCV frames are BGR; channel c of the model reads source channel _order[c].
+        self._order = (2, 1, 0) if spec.color == "rgb" else (0, 1, 2)
+        self._float = spec.dtype == "float32"
+        self._mean = np.asarray(spec.mean, np.float32)
+        self._inv_std = (1.0 / np.asarray(spec.std, np.float64)).astype(np.float32)
+        self._identity = not self._mean.any() and bool(np.all(self._inv_std == 1))
+        self._pad = (spec.pad_value - self._mean) * self._inv_std if self._float else np.full(3, spec.pad_value)
+        self._plan: _Plan | None = None
+        self._plan_for: tuple[int, int] | None = None
+
+    def __call__(self, image: np.ndarray, out: np.ndarray) -> Transform:
+        """Fills ``out`` (the model input, batch item 0 or a ``[C,H,W]``/``[H,W,C]`` view) from a BGR frame."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected a BGR uint8 frame [H,W,3], got {image.dtype} {image.shape}")
+        size = (image.shape[1], image.shape[0])
+        if size != self._plan_for:
+            self._plan, self._plan_for = self._make_plan(*size), size
+        plan = self._plan
+        assert plan is not None
+        item = out[0] if out.ndim == 4 else out
+        resized = image if plan.scratch is None else cv2.resize(
+            image, (plan.scratch.shape[1], plan.scratch.shape[0]), dst=plan.scratch,
+            interpolation=cv2.INTER_LINEAR)
+        rows, cols = plan.content
+        for c, source_channel in enumerate(self._order):
+            plane = self._channel(item, c)
+            src = resized[:, :, source_channel]
+            dst = plane[rows, cols]
+            if not self._float or self._identity:
+                np.copyto(dst, src, casting="unsafe")
+            else:
+                np.subtract(src, self._mean[c], out=dst, dtype=np.float32)
+                np.multiply(dst, self._inv_std[c], out=dst)
+            for pad_rows, pad_cols in plan.pads:
+                plane[pad_rows, pad_cols] = self._pad[c]
+        return plan.transform
+
+    def _channel(self, item: np.ndarray, c: int) -> np.ndarray:
+        return item[c] if self.spec.layout == "nchw" else item[:, :, c]
+
+    def _make_plan(self, width: int, height: int) -> _Plan:
+        spec = self.spec
+        W, H = spec.width, spec.height
+        if spec.resize == "stretch":
+            new_w, new_h = W, H
+        elif spec.resize == "square-pad":
+            # Pad the frame to a square (right/bottom), then resize the square to W×H.
+            side = max(width, height)
+            new_w, new_h = round(width * W / side), round(height * H / side)
+        else:
+            ratio = min(W / width, H / height)
+            new_w, new_h = min(W, round(width * ratio)), min(H, round(height * ratio))
+        new_w, new_h = max(new_w, 1), max(new_h, 1)
+        x0 = (W - new_w) // 2 if spec.resize == "letterbox-center" else 0
+        y0 = (H - new_h) // 2 if spec.resize == "letterbox-center" else 0
+        transform = Transform(new_w / width, new_h / height, float(x0), float(y0), (width, height))
+        content = (slice(y0, y0 + new_h), slice(x0, x0 + new_w))
+        strips = [
+            (slice(0, y0), slice(0, W)),
+            (slice(y0 + new_h, H), slice(0, W)),
+            (slice(y0, y0 + new_h), slice(0, x0)),
+            (slice(y0, y0 + new_h), slice(x0 + new_w, W)),
+        ]
+        pads = tuple(s for s in strips if s[0].stop > s[0].start and s[1].stop > s[1].start)
+        scratch = None if (new_w, new_h) == (width, height) else np.empty((new_h, new_w, 3), np.uint8)
+        return _Plan(transform, content, pads, scratch)
