@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,7 +15,6 @@ from collections.abc import Sequence
 from edge import __version__
 from edge.bundle import RESIZES, TASKS, Thresholds
 from edge.errors import EdgeError, UsageError
-
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -166,10 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="edge: %(message)s")
-    from streams.sinks import SinkError
-    from streams.sources import SourceError
-
     try:
         return args.func(args)
     except BaseException as e:  # every failure ends as one line and the contract's exit code

@@ -57,7 +57,7 @@ def run_demo(out: str | Path = "out/demo", assets: str | None = None) -> int:
           f"({summary['backend']}, {summary['precision']})")
     found = ", ".join(f"{label} {count}" for label, count in summary["labels"].items()) or "nothing"
     print(f"  detections: {found}")
-    print(f"  latency p50/p99 ms: " + ", ".join(
+    print("  latency p50/p99 ms: " + ", ".join(
         f"{stage} {v['p50']:.1f}/{v['p99']:.1f}" for stage, v in summary["latency_ms"].items()))
     print(f"  output: {out}/events.jsonl, {out}/annotated.mp4, {out}/summary.json")
     return 0

@@ -116,7 +116,7 @@ def open_source(uri: str) -> Source:
         paths = sorted(Path(p) for p in glob.glob(os.path.expanduser(uri)) if Path(p).is_file())
         if not paths:
             raise SourceError(f"{uri}: the pattern matches no file")
-        return ImageSequenceSource(path.stem.strip("*?[]") or "glob", paths)
+        return ImageSequenceSource(path.parent.name or "glob", paths)  # named after the folder it searches
     if path.is_dir():
         paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:

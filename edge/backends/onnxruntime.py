@@ -87,12 +87,14 @@ class OnnxRuntimeBackend(Backend):
                 array = np.zeros(info.shape, info.dtype)
                 binding.bind_ortvalue_output(info.name, ort.OrtValue.ortvalue_from_numpy(array))
                 outputs[info.name] = array
-            else:
-                binding.bind_output(info.name, "cpu")
         return Slot(index, inputs, outputs, binding)
 
     def submit(self, slot: Slot) -> None:
-        self.session.run_with_iobinding(slot.handle)
+        binding = slot.handle
+        for info in self.outputs:
+            if info.name not in slot.outputs:  # run-time shape: let ORT allocate afresh on every run
+                binding.bind_output(info.name, "cpu")
+        self.session.run_with_iobinding(binding)
 
     def wait(self, slot: Slot) -> dict[str, np.ndarray]:
         if len(slot.outputs) == len(self.outputs):
