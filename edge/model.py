@@ -7,14 +7,18 @@ the engine work (backend) split from the task work (decoder).
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge.backends import open_backend
-from edge.bundle import BUNDLE_FILE, Bundle
+from edge.bundle import BUNDLE_FILE, Bundle, load_bundle
 from edge.decoders import DECODERS
-from edge.errors import BadInputError
+from edge.draw import draw_result
+from edge.errors import BadInputError, UsageError
 from edge.preprocess import Preprocessor
 
 STAGES = ("preprocess", "infer", "postprocess")
@@ -69,3 +73,57 @@ class Model:
 
     def close(self) -> None:
         self.backend.close()
+
+
+class ModelSet:
+    """Several bundles run on the same frame: the one call a stream loop makes per frame.
+
+    Results are keyed by bundle name, as events are. ``timings`` holds the last frame's seconds per stage,
+    summed over the models.
+    """
+
+    def __init__(self, bundles: Sequence[Bundle], backend: str = "auto", threads: int | None = None):
+        repeated = [name for name, count in Counter(b.name for b in bundles).items() if count > 1]
+        if repeated:
+            raise UsageError(f"--bundle: two bundles are named '{repeated[0]}'; event results are keyed by name")
+        self.models: list[Model] = []
+        try:
+            for bundle in bundles:
+                self.models.append(Model(bundle, backend, threads))
+        except BaseException:
+            self.close()
+            raise
+        self.timings = dict.fromkeys(STAGES, 0.0)
+
+    @classmethod
+    def load(cls, bundle_dirs: Sequence[str | Path], backend: str = "auto", threads: int | None = None) -> ModelSet:
+        return cls([load_bundle(d) for d in bundle_dirs], backend, threads)
+
+    def __call__(self, image: np.ndarray) -> dict[str, Any]:
+        results = {}
+        for stage in STAGES:
+            self.timings[stage] = 0.0
+        for model in self.models:
+            results[model.name] = model(image)
+            for stage, seconds in model.timings.items():
+                self.timings[stage] += seconds
+        return results
+
+    def to_events(self, results: dict[str, Any]) -> dict[str, Any]:
+        return {model.name: model.to_event(results[model.name]) for model in self.models}
+
+    def draw(self, image: np.ndarray, results: dict[str, Any]) -> None:
+        for model in self.models:
+            draw_result(image, results[model.name], model.bundle.label)
+
+    @property
+    def backend_names(self) -> str:
+        return ",".join(sorted({m.backend.name for m in self.models}))
+
+    @property
+    def precisions(self) -> str:
+        return ",".join(sorted({m.bundle.precision for m in self.models}))
+
+    def close(self) -> None:
+        for model in self.models:
+            model.close()

@@ -14,11 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.bundle import load_bundle
-from edge.draw import draw_result
 from edge.errors import UsageError
 from edge.metrics import StageTimes
-from edge.model import STAGES, Model
+from edge.model import ModelSet
 from edge.results import Detections
 from streams.pacing import RealtimePacer
 from streams.prefetch import Prefetcher
@@ -26,13 +24,14 @@ from streams.sinks import EventLog, VideoFileWriter
 from streams.sources import open_source
 
 
-def open_models(bundle_dirs: Sequence[str | Path], backend: str, threads: int | None) -> list[Model]:
-    bundles = [load_bundle(d) for d in bundle_dirs]
-    names = Counter(b.name for b in bundles)
-    repeated = [n for n, c in names.items() if c > 1]
-    if repeated:
-        raise UsageError(f"--bundle: two bundles are named '{repeated[0]}'; event results are keyed by name")
-    return [Model(b, backend, threads) for b in bundles]
+def count_labels(models: ModelSet, results: dict[str, Any]) -> list[str]:
+    """Labels of this frame's detections, for the summary's per-label totals."""
+    labels = []
+    for model in models.models:
+        result = results[model.name]
+        if isinstance(result, Detections):
+            labels.extend(model.bundle.label(c) for c in result.class_ids.tolist())
+    return labels
 
 
 def make_out_dir(out: str | Path) -> Path:
@@ -47,7 +46,7 @@ def make_out_dir(out: str | Path) -> Path:
 def replay(source: str, bundle_dirs: Sequence[str | Path], out: str | Path, *, backend: str = "auto",
            video: bool = True, realtime: bool = False, threads: int | None = None) -> dict[str, Any]:
     """Runs the replay and returns the summary (also written to ``out/summary.json``)."""
-    models = open_models(bundle_dirs, backend, threads)
+    models = ModelSet.load(bundle_dirs, backend, threads)
     out = make_out_dir(out)
     frames_source = open_source(source)
     times = StageTimes()
@@ -62,24 +61,16 @@ def replay(source: str, bundle_dirs: Sequence[str | Path], out: str | Path, *, b
         for frame in prefetch:
             if pacer is not None:
                 pacer.wait(frame.pts)
-            results = {}
-            stage_s = dict.fromkeys(STAGES, 0.0)
-            for model in models:
-                result = model(frame.image)
-                results[model.name] = model.to_event(result)
-                for stage, seconds in model.timings.items():
-                    stage_s[stage] += seconds
-                if isinstance(result, Detections):
-                    labels.update(model.bundle.label(c) for c in result.class_ids.tolist())
-                if writer is not None:
-                    draw_result(frame.image, result, model.bundle.label)
+            results = models(frame.image)
             events.write({"stream": frame.stream, "frame": frame.index, "pts": round(frame.pts, 6),
-                          "results": results})
+                          "results": models.to_events(results)})
             if writer is not None:
+                models.draw(frame.image, results)
                 writer.write(frame.image)
             processed += 1
+            labels.update(count_labels(models, results))
             times.add("decode", frame.decode_s)
-            for stage, seconds in stage_s.items():
+            for stage, seconds in models.timings.items():
                 times.add(stage, seconds)
             times.add("end_to_end", time.monotonic() - frame.captured)
     except BaseException as e:
@@ -91,19 +82,18 @@ def replay(source: str, bundle_dirs: Sequence[str | Path], out: str | Path, *, b
         events.close()
         if writer is not None:
             writer.close()
-        for model in models:
-            model.close()
+        models.close()
         wall = time.perf_counter() - started
         summary = {
             "frames": processed,
             "dropped": 0,
             "wall_s": round(wall, 3),
             "fps": round(processed / wall, 2) if wall > 0 else 0.0,
-            "backend": ",".join(sorted({m.backend.name for m in models})),
-            "precision": ",".join(sorted({m.bundle.precision for m in models})),
+            "backend": models.backend_names,
+            "precision": models.precisions,
             "latency_ms": times.summary(),
             "source": str(source),
-            "bundles": [m.name for m in models],
+            "bundles": [m.name for m in models.models],
             "labels": dict(labels.most_common()),
         }
         if error is not None:
