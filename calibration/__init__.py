@@ -1,0 +1,1 @@
+"""Calibration and accuracy checking: frame sampling from the user's footage, agreement metrics, INT8."""
