@@ -118,8 +118,9 @@ def test_no_allocation_per_frame(spec):
         pre(FRAME, out)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    # NumPy's casting loops use a fixed 8192-element scratch buffer (32 KiB); nothing may scale with the frame.
-    assert peak < 40_000, f"{peak} bytes allocated for a {out.nbytes}-byte input"
+    # NumPy's casting loops use fixed scratch buffers (32 KiB in NumPy 2, 64 KiB in 1.26) whatever the frame
+    # size; anything frame-sized (the smallest float input here is 192 KiB) would fail this.
+    assert peak < 100_000, f"{peak} bytes allocated for a {out.nbytes}-byte input"
 
 
 def test_rejects_frames_that_are_not_bgr_uint8():
