@@ -283,4 +283,5 @@ def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a service account on the device must read it too
     os.replace(tmp, path)

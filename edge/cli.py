@@ -16,6 +16,8 @@ from edge import __version__
 from edge.bundle import RESIZES, TASKS, Thresholds
 from edge.errors import EdgeError, UsageError
 
+COMPILE_EXTRA = ("torch", "torchvision", "onnx")  # what `edge compile` imports that the device may lack
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -87,7 +89,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     try:
         from compile.build import compile_model
-    except ImportError as e:
+    except ModuleNotFoundError as e:
+        if e.name not in COMPILE_EXTRA:
+            raise
         raise UsageError(f"edge compile needs the compile extra (pip install 'edge[compile]'): {e}") from None
     bundle = compile_model(args.model, args.out, task=args.task, checkpoint=args.checkpoint,
                            labels=args.labels, name=args.name)
