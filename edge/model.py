@@ -7,6 +7,7 @@ the engine work (backend) split from the task work (decoder).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -23,9 +24,10 @@ STAGES = ("preprocess", "infer", "postprocess")
 class Model:
     """Runs one bundle on BGR frames. ``timings`` holds the last call's seconds per stage."""
 
-    def __init__(self, bundle: Bundle, backend: str = "auto", threads: int | None = None):
+    def __init__(self, bundle: Bundle, backend: str = "auto", threads: int | None = None, *, slots: int = 1,
+                 allow_build: bool = True):
         self.bundle = bundle
-        self.backend = open_backend(bundle, backend, threads=threads)
+        self.backend = open_backend(bundle, backend, slots=slots, threads=threads, allow_build=allow_build)
         self._check_input()
         self.preprocess = Preprocessor(bundle.input)
         self.decoder = DECODERS[bundle.decoder](bundle, self.backend.outputs)
@@ -63,6 +65,27 @@ class Model:
         t3 = time.perf_counter()
         self.timings["preprocess"], self.timings["infer"], self.timings["postprocess"] = t1 - t0, t2 - t1, t3 - t2
         return result
+
+    def pipelined(self, images: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, Any]]:
+        """Runs frames with one in flight and yields ``(image, result)`` in order.
+
+        Frame n+1 is preprocessed into the second slot while the backend runs frame n in the first (on a GPU
+        backend ``submit`` returns at once), so preprocessing overlaps inference. Needs ``slots=2``.
+        ``timings`` is not updated: the stages overlap.
+        """
+        if len(self.backend.slots) < 2:
+            raise ValueError("pipelined() needs a Model opened with slots=2")
+        name = self.bundle.input.name
+        pending = None
+        for index, image in enumerate(images):
+            slot = self.backend.slots[index % 2]
+            transform = self.preprocess(image, slot.inputs[name])
+            self.backend.submit(slot)
+            if pending is not None:
+                yield pending[0], self.decoder(self.backend.wait(pending[1]), pending[2])
+            pending = (image, slot, transform)
+        if pending is not None:
+            yield pending[0], self.decoder(self.backend.wait(pending[1]), pending[2])
 
     def to_event(self, result: Any) -> dict[str, Any]:
         return result.to_event(self.bundle.label)

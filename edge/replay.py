@@ -26,13 +26,14 @@ from streams.sinks import EventLog, VideoFileWriter
 from streams.sources import open_source
 
 
-def open_models(bundle_dirs: Sequence[str | Path], backend: str, threads: int | None) -> list[Model]:
+def open_models(bundle_dirs: Sequence[str | Path], backend: str, threads: int | None,
+                allow_build: bool = True) -> list[Model]:
     bundles = [load_bundle(d) for d in bundle_dirs]
     names = Counter(b.name for b in bundles)
     repeated = [n for n, c in names.items() if c > 1]
     if repeated:
         raise UsageError(f"--bundle: two bundles are named '{repeated[0]}'; event results are keyed by name")
-    return [Model(b, backend, threads) for b in bundles]
+    return [Model(b, backend, threads, allow_build=allow_build) for b in bundles]
 
 
 def make_out_dir(out: str | Path) -> Path:
@@ -45,9 +46,11 @@ def make_out_dir(out: str | Path) -> Path:
 
 
 def replay(source: str, bundle_dirs: Sequence[str | Path], out: str | Path, *, backend: str = "auto",
-           video: bool = True, realtime: bool = False, threads: int | None = None) -> dict[str, Any]:
-    """Runs the replay and returns the summary (also written to ``out/summary.json``)."""
-    models = open_models(bundle_dirs, backend, threads)
+           video: bool = True, realtime: bool = False, threads: int | None = None,
+           allow_build: bool = True) -> dict[str, Any]:
+    """Runs the replay and returns the summary (also written to ``out/summary.json``). ``allow_build=False``
+    forbids building a TensorRT engine at load (see :func:`edge.backends.open_backend`)."""
+    models = open_models(bundle_dirs, backend, threads, allow_build)
     out = make_out_dir(out)
     frames_source = open_source(source)
     times = StageTimes()
