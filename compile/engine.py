@@ -10,6 +10,7 @@ then ``build_serialized_network``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from edge.preprocess import Preprocessor
 from streams.sources import open_source
 
 TIMING_CACHE_FOLDER = Path.home() / ".cache" / "edge" / "tensorrt"
+LOG = logging.getLogger(__name__)
 
 
 def build_engine(bundle: Bundle, options: EngineOptions, *, timing_cache: Path | None = None,
@@ -39,7 +41,7 @@ def build_engine(bundle: Bundle, options: EngineOptions, *, timing_cache: Path |
     parser = trt.OnnxParser(network, logger)
     onnx = bundle.file("model")
     if not parser.parse_from_file(str(onnx)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        errors = "; ".join(parser.get_error(i).desc() for i in range(parser.num_errors))
         raise BadInputError(f"{onnx}: TensorRT's ONNX parser rejects the model ({errors})")
     has_qdq, has_fp16 = _network_types(network, trt)
     recipe = build_recipe(api, options.precision, has_qdq=has_qdq, has_fp16_tensors=has_fp16,
@@ -66,8 +68,7 @@ def build_engine(bundle: Bundle, options: EngineOptions, *, timing_cache: Path |
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise EdgeError(f"{onnx}: TensorRT could not build an engine (its log above says why)")
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(cache_file, bytes(config.get_timing_cache().serialize()))
+    _save_timing_cache(cache_file, bytes(config.get_timing_cache().serialize()))
     tag = EngineTag(bundle.name, sha256_file(onnx), target, options, shapes,
                     calibration_sha256=_sha256_if_written(calibration_cache))
     return write_engine(engine_folder(bundle), tag, bytes(plan))
@@ -153,6 +154,15 @@ def calibration_batches(bundle: Bundle, sources: Sequence[str], limit: int) -> I
                 yield batch
         finally:
             source.close()
+
+
+def _save_timing_cache(path: Path, data: bytes) -> None:
+    """A cache that cannot be saved costs the next build time, not this build: warn and go on."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data)
+    except OSError as e:
+        LOG.warning("%s: timing cache not saved (%s)", path, e.strerror or e)
 
 
 def _sha256_if_written(path: Path | None) -> str | None:

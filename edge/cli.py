@@ -188,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="default: int8 for a quantized (Q/DQ) bundle, else fp16")
     engine.add_argument("--workspace", type=_positive, default=DEFAULT_WORKSPACE_MIB, metavar="MIB",
                         help=f"TensorRT workspace limit in MiB (default: {DEFAULT_WORKSPACE_MIB}, for small devices)")
-    engine.add_argument("--dla-core", type=_index, help="run on this DLA core, with GPU fallback (Xavier, Orin)")
+    engine.add_argument("--dla-core", type=_index, metavar="N",
+                        help="run on DLA core N, with GPU fallback (Xavier, Orin)")
     engine.add_argument("--timing-cache", type=Path, metavar="FILE",
                         help="timing cache to reuse and update (default: one per TensorRT version and GPU, "
                              "in ~/.cache/edge/tensorrt)")

@@ -22,7 +22,7 @@ from typing import Any
 
 from edge import __version__
 from edge.bundle import Bundle, sha256_file
-from edge.errors import BadInputError
+from edge.errors import BadInputError, EdgeError
 
 ENGINE_FOLDER = "engines"
 TAG_SCHEMA = 1
@@ -109,12 +109,15 @@ def tag_path(engine: Path) -> Path:
 
 def write_engine(folder: Path, tag: EngineTag, plan: bytes) -> Path:
     """Writes the plan and its tag atomically (plan first, so a tag never names a half-written plan)."""
-    folder.mkdir(parents=True, exist_ok=True)
     tag = replace(tag, plan_sha256=hashlib.sha256(plan).hexdigest(),
                   created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     path = folder / tag.file_name()
-    write_atomic(path, plan)
-    write_atomic(tag_path(path), (json.dumps(tag.to_json(), indent=2) + "\n").encode())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, plan)
+        write_atomic(tag_path(path), (json.dumps(tag.to_json(), indent=2) + "\n").encode())
+    except OSError as e:
+        raise EdgeError(f"{folder}: cannot write the engine ({e.strerror or e})") from None
     return path
 
 

@@ -39,6 +39,11 @@ class Model:
     def name(self) -> str:
         return self.bundle.name
 
+    @property
+    def precision(self) -> str:
+        """What actually runs: a TensorRT engine's precision, else the bundle's."""
+        return self.backend.precision or self.bundle.precision
+
     def _check_input(self) -> None:
         spec, where = self.bundle.input, self.bundle.root / BUNDLE_FILE
         infos = {i.name: i for i in self.backend.inputs}

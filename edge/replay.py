@@ -103,7 +103,7 @@ def replay(source: str, bundle_dirs: Sequence[str | Path], out: str | Path, *, b
             "wall_s": round(wall, 3),
             "fps": round(processed / wall, 2) if wall > 0 else 0.0,
             "backend": ",".join(sorted({m.backend.name for m in models})),
-            "precision": ",".join(sorted({m.bundle.precision for m in models})),
+            "precision": ",".join(sorted({m.precision for m in models})),
             "latency_ms": times.summary(),
             "source": str(source),
             "bundles": [m.name for m in models],

@@ -138,7 +138,7 @@ def make_tensorrt(version: str, network: Network, parse_errors: tuple[str, ...] 
             return not parse_errors
 
         def get_error(self, index):
-            return parse_errors[index]
+            return types.SimpleNamespace(desc=lambda: parse_errors[index])
 
     module.Builder, module.OnnxParser = Builder, OnnxParser
     return module

@@ -152,3 +152,11 @@ def test_a_failed_rebuild_falls_back_and_says_why(bundle_copy, tensorrt_present,
     assert "TensorRT failed (TensorRT is not installed" in warnings[1]
     with pytest.raises(UsageError, match="TensorRT is not installed"):
         open_backend(bundle_copy, "tensorrt")
+
+
+def test_no_engine_where_tensorrt_could_run_is_a_warning(bundle_copy, tensorrt_present, caplog):
+    backend = open_backend(bundle_copy, "auto")
+    assert isinstance(backend, OnnxRuntimeBackend)
+    backend.close()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "ONNX Runtime: no TensorRT engine for this bundle (build one with 'edge build-engine" in warning

@@ -21,7 +21,7 @@ from edge.engines import (
     tag_path,
     write_engine,
 )
-from edge.errors import BadInputError
+from edge.errors import BadInputError, EdgeError
 
 ORIN = Target("10.3.0", "8.7", "Orin", "NVIDIA Jetson AGX Orin Developer Kit")
 SHAPE = (1, 3, 416, 416)
@@ -111,3 +111,10 @@ def test_untagged_or_damaged_engines_are_not_listed(tmp_path):
     with pytest.raises(BadInputError, match="unreadable engine tag"):
         read_tag(damaged)
     assert list_engines(tmp_path / "missing") == []
+
+
+def test_an_unwritable_folder_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "engines"
+    blocker.write_text("a file where the engine folder should be")
+    with pytest.raises(EdgeError, match="engines: cannot write the engine"):
+        write_engine(blocker, make_tag(), b"plan")

@@ -1,6 +1,7 @@
 """The CUDA kernels compile, without a GPU: nvcc builds kernels.cu for Jetson Orin, Xavier and the H100/H200
-of the lent GPU machine, exactly as pycuda will (no_extern_c), and every kernel the Python side asks for is
-there, without register spills. Running them is tests/test_gpu.py's job (marked ``gpu``)."""
+of the lent GPU machine, exactly as pycuda will (no_extern_c), every kernel the Python side launches is
+there without register spills, and the arguments Python packs match each kernel's signature. Running them
+is tests/test_gpu.py's job (marked ``gpu``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.gpu import preprocess, segmentation
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "edge/gpu/kernels.cu"
 NVCC = shutil.which("nvcc") or next((p for p in ["/usr/local/cuda/bin/nvcc"] if Path(p).is_file()), None)
@@ -20,23 +23,29 @@ TARGETS = {
     "sm_90": "H100 / H200 (the lent GPU machine)",
 }
 
-pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc (the CUDA compiler) is not installed")
+needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc (the CUDA compiler) is not installed")
 
 
-def kernels_used_by_python() -> set[str]:
-    names = set()
-    for module in (ROOT / "edge/gpu").glob("*.py"):
-        names |= set(re.findall(r'function\("(\w+)"', module.read_text()))
-        names |= set(re.findall(r'"(letterbox_\w+)"', module.read_text()))
-    return names
+def kernel_signatures() -> dict[str, str]:
+    """Each kernel's parameters in kernels.cu as pycuda's struct codes: pointer → P, int → i, float → f."""
+    signatures = {}
+    for name, parameters in re.findall(r'extern "C" __global__ void (\w+)\(([^)]*)\)', SOURCE.read_text()):
+        codes = ["P" if "*" in p else {"int": "i", "float": "f"}[p.split()[-2]] for p in parameters.split(",")]
+        signatures[name] = "".join(codes)
+    return signatures
 
 
-def test_python_asks_for_the_kernels_the_source_defines():
-    defined = set(re.findall(r'extern "C" __global__ void (\w+)', SOURCE.read_text()))
-    used = kernels_used_by_python()
-    assert used == defined == {"letterbox_f32", "letterbox_u8", "argmax_classes", "resize_nearest_u8"}
+def kernels_used_by_python() -> dict[str, str]:
+    return {**preprocess.KERNEL_ARGUMENTS, **segmentation.KERNEL_ARGUMENTS}
 
 
+def test_python_passes_what_each_kernel_takes():
+    """The argument formats pycuda packs must match the CUDA signatures, or the kernels read garbage."""
+    assert kernel_signatures() == kernels_used_by_python()
+    assert set(kernel_signatures()) == {"letterbox_f32", "letterbox_u8", "argmax_classes", "resize_nearest_u8"}
+
+
+@needs_nvcc
 @pytest.mark.parametrize("arch", TARGETS)
 def test_compiles_for(arch, tmp_path):
     supported = subprocess.run([NVCC, "--list-gpu-code"], capture_output=True, text=True).stdout.split()
@@ -47,6 +56,6 @@ def test_compiles_for(arch, tmp_path):
     assert done.returncode == 0, done.stderr
     report = done.stderr
     compiled = set(re.findall(r"Compiling entry function '(\w+)'", report))
-    assert compiled == kernels_used_by_python()
+    assert compiled == set(kernels_used_by_python())
     assert "spill" in report and not re.search(r"[1-9]\d* bytes spill", report), report
     assert (tmp_path / "k.cubin").stat().st_size > 0

@@ -42,8 +42,9 @@ def _open_tensorrt(bundle: Bundle, name: str, slots: int, allow_build: bool) -> 
     choice = choose_backend(name, bundle.root, unavailable=unavailable, candidates=candidates,
                             allow_build=allow_build)
     if choice.backend == "onnxruntime":
-        # Stale engines are news; a machine without TensorRT or without engines is the ordinary CPU case.
-        LOG.log(logging.WARNING if candidates else logging.INFO, "%s: ONNX Runtime: %s", bundle.name, choice.reason)
+        # Where TensorRT could run, running on the CPU is news; on a machine without it, the ordinary case.
+        level = logging.INFO if unavailable else logging.WARNING
+        LOG.log(level, "%s: ONNX Runtime: %s", bundle.name, choice.reason)
         return None
     try:
         if choice.build is not None:
@@ -52,7 +53,7 @@ def _open_tensorrt(bundle: Bundle, name: str, slots: int, allow_build: bool) -> 
         from edge.backends.tensorrt import open_engine
 
         backend = open_engine(engine, input_shapes={bundle.input.name: bundle.input.shape}, slots=slots,
-                              dla_core=read_tag(engine).options.dla_core)
+                              options=read_tag(engine).options)
     except EdgeError as e:
         if name == "tensorrt":
             raise

@@ -25,7 +25,7 @@ from edge.backends.base import Backend, Slot
 from edge.backends.trt_api import TrtApi
 from edge.backends.trt_buffers import describe_tensors, plan_buffers
 from edge.bundle import InputSpec
-from edge.engines import Target
+from edge.engines import EngineOptions, Target
 from edge.errors import BadInputError, EdgeError, UsageError
 from edge.gpu.cuda import CudaContext
 from edge.preprocess import Transform
@@ -162,9 +162,12 @@ class TensorRtBackend(Backend):
 
 
 def open_engine(path: Path, *, input_shapes: dict[str, tuple[int, ...]] | None = None, slots: int = 1,
-                dla_core: int | None = None) -> TensorRtBackend:
-    """Deserialises an engine file (``Runtime.deserialize_cuda_engine``) into a :class:`TensorRtBackend`."""
+                options: EngineOptions | None = None) -> TensorRtBackend:
+    """Deserialises an engine file (``Runtime.deserialize_cuda_engine``) into a :class:`TensorRtBackend`;
+    ``options`` are those it was built with (its tag's): the DLA core to run on and the precision to report."""
     trt = import_tensorrt()
+    options = options or EngineOptions()
+    dla_core = options.dla_core
     context = CudaContext()  # current before deserialising: the engine's memory lives in this context
     try:
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
@@ -174,7 +177,9 @@ def open_engine(path: Path, *, input_shapes: dict[str, tuple[int, ...]] | None =
         if engine is None:
             raise BadInputError(f"{path}: TensorRT {trt.__version__} cannot deserialise this engine (built by "
                                 f"another TensorRT, or corrupt)")
-        return TensorRtBackend(Path(path), engine, trt, context, input_shapes=input_shapes, slots=slots)
+        backend = TensorRtBackend(Path(path), engine, trt, context, input_shapes=input_shapes, slots=slots)
+        backend.precision = options.precision
+        return backend
     except BaseException:
         context.close()
         raise

@@ -24,6 +24,8 @@ from edge.gpu.cuda import CudaContext
 from edge.preprocess import Plan, Preprocessor, Transform, check_frame
 
 BLOCK = (32, 8, 1)
+# letterbox_f32 / letterbox_u8 in kernels.cu, as pycuda packs them: P pointer, i int.
+KERNEL_ARGUMENTS = {"letterbox_f32": "PiPPiiiiPiiiPiii", "letterbox_u8": "PiPPiiiiPiiiPiii"}
 _WEIGHT_ONE = 2048  # OpenCV's INTER_RESIZE_COEF_SCALE: 11-bit fixed-point weights
 
 
@@ -67,8 +69,9 @@ class GpuPreprocessor:
         norm = self._reference.norm
         self._norm = self._cuda.to_device(np.concatenate([norm.mean, norm.inv_std, norm.pad]).astype(np.float32))
         self._after_output = (spec.width, spec.height, int(spec.layout == "nchw"))
-        self._kernel = context.function("letterbox_f32" if spec.dtype == "float32" else "letterbox_u8")
-        self._kernel.prepare("PiPPiiiiPiiiPiii")
+        kernel = "letterbox_f32" if spec.dtype == "float32" else "letterbox_u8"
+        self._kernel = context.function(kernel)
+        self._kernel.prepare(KERNEL_ARGUMENTS[kernel])
         self._sized: _Sized | None = None
 
     def __call__(self, image: np.ndarray, out: Any, stream: Any) -> Transform:

@@ -19,6 +19,8 @@ from edge.segmentation import MAX_CLASSES
 
 BLOCK_2D = (32, 8, 1)
 BLOCK_1D = (256, 1, 1)
+# argmax_classes and resize_nearest_u8 in kernels.cu, as pycuda packs them: P pointer, i int.
+KERNEL_ARGUMENTS = {"argmax_classes": "PiiP", "resize_nearest_u8": "PiPPPii"}
 
 
 def nearest_index(source: int, target: int) -> np.ndarray:
@@ -49,9 +51,9 @@ class GpuClassMap:
         self._shape = (classes, height, width)
         self.class_map = self._cuda.mem_alloc(height * width)  # model resolution, stays on the GPU
         self._argmax = context.function("argmax_classes")
-        self._argmax.prepare("PiiP")
+        self._argmax.prepare(KERNEL_ARGUMENTS["argmax_classes"])
         self._resize = context.function("resize_nearest_u8")
-        self._resize.prepare("PiPPPii")
+        self._resize.prepare(KERNEL_ARGUMENTS["resize_nearest_u8"])
         self._sized: _Sized | None = None
 
     def __call__(self, logits: Any, transform: Transform, stream: Any) -> np.ndarray:
