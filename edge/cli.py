@@ -11,6 +11,7 @@ import json
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from edge import __version__
 from edge.bundle import RESIZES, TASKS, Thresholds
@@ -34,6 +35,22 @@ def _floats(text: str) -> tuple[float, ...]:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, not '{text}'") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not '{text}'")
+    return value
+
+
+def _index(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected 0, 1, …, not '{text}'")
+    return int(text)
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -68,8 +85,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from edge.replay import replay
 
     summary = replay(args.source, args.bundle, args.out, backend=args.backend, video=not args.no_video,
-                     realtime=args.realtime, threads=args.threads)
+                     realtime=args.realtime, threads=args.threads, allow_build=not args.no_engine_build)
     print(f"{summary['frames']} frames at {summary['fps']} fps → {args.out}")
+    return 0
+
+
+def cmd_build_engine(args: argparse.Namespace) -> int:
+    from compile.engine import build_engine, default_precision
+    from edge.bundle import load_bundle
+    from edge.engines import EngineOptions
+
+    bundle = load_bundle(args.bundle)
+    options = EngineOptions(args.precision or default_precision(bundle), args.workspace, args.dla_core)
+    path = build_engine(bundle, options, timing_cache=args.timing_cache, calibration=args.calib,
+                        calibration_frames=args.calib_frames)
+    print(f"engine {path.name} ({options.precision}) written to {path.parent}")
     return 0
 
 
@@ -102,7 +132,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from edge.backends import BACKEND_NAMES
+    from edge.backends.trt_api import PRECISIONS
     from edge.decoders import DECODERS
+    from edge.engines import DEFAULT_WORKSPACE_MIB
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -153,6 +185,24 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--name", help="bundle name (default: the model name)")
     compile_.set_defaults(func=cmd_compile)
 
+    engine = commands.add_parser("build-engine", parents=[common],
+                                 help="build the bundle's TensorRT engine for this machine (run it on the device)")
+    engine.add_argument("bundle", help="bundle folder; the engine is written to its engines/ folder")
+    engine.add_argument("--precision", choices=PRECISIONS,
+                        help="default: int8 for a quantized (Q/DQ) bundle, else fp16")
+    engine.add_argument("--workspace", type=_positive, default=DEFAULT_WORKSPACE_MIB, metavar="MIB",
+                        help=f"TensorRT workspace limit in MiB (default: {DEFAULT_WORKSPACE_MIB}, for small devices)")
+    engine.add_argument("--dla-core", type=_index, metavar="N",
+                        help="run on DLA core N, with GPU fallback (Xavier, Orin)")
+    engine.add_argument("--timing-cache", type=Path, metavar="FILE",
+                        help="timing cache to reuse and update (default: one per TensorRT version and GPU, "
+                             "in ~/.cache/edge/tensorrt)")
+    engine.add_argument("--calib", action="append", default=[], metavar="SOURCE",
+                        help="calibration frames for int8 without Q/DQ (TensorRT < 11); repeatable")
+    engine.add_argument("--calib-frames", type=_positive, default=256, metavar="N",
+                        help="calibrate on at most N frames (default: 256)")
+    engine.set_defaults(func=cmd_build_engine)
+
     replay = commands.add_parser("replay", parents=[common], help="run recorded footage through bundles")
     replay.add_argument("source", help="a video file, an image file, an image folder or a glob")
     replay.add_argument("--bundle", action="append", required=True, help="bundle folder; repeatable")
@@ -161,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     replay.add_argument("--no-video", action="store_true", help="do not write annotated.mp4")
     replay.add_argument("--threads", type=int, help="inference threads (default: all usable CPUs)")
+    replay.add_argument("--no-engine-build", action="store_true",
+                        help="never build a TensorRT engine at load: fall back to ONNX Runtime instead")
     replay.set_defaults(func=cmd_replay)
     return parser
 

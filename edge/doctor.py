@@ -1,23 +1,22 @@
 """``edge doctor``: what this machine can run. Never fails because something is missing; says what is.
 
 Optional packages are looked up by their installed metadata, not imported, so the report is fast and
-TensorRT/pycuda are never initialised here.
+TensorRT/pycuda are never initialised here; CUDA is asked through ctypes (:mod:`edge.cuda_info`), the Jetson
+through its release file and ``nvpmodel`` (:mod:`edge.jetson`).
 """
 
 from __future__ import annotations
 
-import ctypes.util
 import importlib.metadata
 import importlib.util
 import platform
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
-from edge import __version__
+from edge import __version__, cuda_info, jetson
+from edge.backends.trt_api import TrtApi
+from edge.errors import UsageError
 
 MISSING = "not installed"
 
@@ -53,39 +52,15 @@ def _onnxruntime() -> str:
     return f"{onnxruntime.__version__}, providers {', '.join(onnxruntime.get_available_providers())}"
 
 
-def _cuda() -> str:
-    runtime = ctypes.util.find_library("cudart")
-    smi = shutil.which("nvidia-smi")
-    gpu = ""
-    if smi:
-        done = subprocess.run([smi, "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=10)
-        gpu = done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else ""
-    if not runtime and not gpu and not Path("/usr/local/cuda").exists():
-        return "not found (no CUDA runtime, no NVIDIA GPU visible)"
-    parts = [f"runtime {runtime or 'not on the library path'}"]
-    if gpu:
-        parts.append(f"GPU {gpu}")
-    return ", ".join(parts)
-
-
-def _jetson() -> str:
-    model_file = Path("/proc/device-tree/model")
-    if not model_file.is_file():
-        return "not a Jetson"
-    model = model_file.read_bytes().rstrip(b"\0").decode(errors="replace")
-    parts = [model]
-    release = Path("/etc/nv_tegra_release")
-    if release.is_file():
-        match = re.search(r"R(\d+) \(release\), REVISION: ([\d.]+)", release.read_text())
-        if match:
-            parts.append(f"L4T {match.group(1)}.{match.group(2)}")
-    if shutil.which("nvpmodel"):
-        done = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=10)
-        mode = next((line for line in done.stdout.splitlines() if "Power Mode" in line), "")
-        if mode:
-            parts.append(mode.strip())
-    return ", ".join(parts)
+def _tensorrt() -> str:
+    version = _version("tensorrt", "tensorrt")
+    if version == MISSING or not version[0].isdigit():
+        return version
+    try:
+        TrtApi.parse(version)
+    except UsageError as e:
+        return f"{version} ({e})"
+    return f"{version} (supported)"
 
 
 CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
@@ -95,10 +70,10 @@ CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("NumPy", lambda: _version("numpy", "numpy")),
     ("OpenCV", _opencv),
     ("ONNX Runtime", _onnxruntime),
-    ("TensorRT", lambda: _version("tensorrt", "tensorrt")),
+    ("TensorRT", _tensorrt),
     ("pycuda", lambda: _version("pycuda", "pycuda")),
-    ("CUDA", _cuda),
-    ("Jetson", _jetson),
+    ("CUDA", lambda: cuda_info.describe(cuda_info.probe())),
+    ("Jetson", jetson.describe),
     ("PyTorch (compile)", lambda: _version("torch", "torch")),
     ("torchvision (compile)", lambda: _version("torchvision", "torchvision")),
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,10 @@ STAGES = ("preprocess", "infer", "postprocess")
 class Model:
     """Runs one bundle on BGR frames. ``timings`` holds the last call's seconds per stage."""
 
-    def __init__(self, bundle: Bundle, backend: str = "auto", threads: int | None = None):
+    def __init__(self, bundle: Bundle, backend: str = "auto", threads: int | None = None, *, slots: int = 1,
+                 allow_build: bool = True):
         self.bundle = bundle
-        self.backend = open_backend(bundle, backend, threads=threads)
+        self.backend = open_backend(bundle, backend, slots=slots, threads=threads, allow_build=allow_build)
         self._check_input()
         self.preprocess = Preprocessor(bundle.input)
         self.decoder = DECODERS[bundle.decoder](bundle, self.backend.outputs)
@@ -40,6 +41,11 @@ class Model:
     @property
     def name(self) -> str:
         return self.bundle.name
+
+    @property
+    def precision(self) -> str:
+        """What actually runs: a TensorRT engine's precision, else the bundle's."""
+        return self.backend.precision or self.bundle.precision
 
     def _check_input(self) -> None:
         spec, where = self.bundle.input, self.bundle.root / BUNDLE_FILE
@@ -68,12 +74,32 @@ class Model:
         self.timings["preprocess"], self.timings["infer"], self.timings["postprocess"] = t1 - t0, t2 - t1, t3 - t2
         return result
 
+    def pipelined(self, images: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, Any]]:
+        """Runs frames with one in flight and yields ``(image, result)`` in order.
+
+        Frame n+1 is preprocessed into the second slot while the backend runs frame n in the first (on a GPU
+        backend ``submit`` returns at once), so preprocessing overlaps inference. Needs ``slots=2``.
+        ``timings`` is not updated: the stages overlap.
+        """
+        if len(self.backend.slots) < 2:
+            raise ValueError("pipelined() needs a Model opened with slots=2")
+        name = self.bundle.input.name
+        pending = None
+        for index, image in enumerate(images):
+            slot = self.backend.slots[index % 2]
+            transform = self.preprocess(image, slot.inputs[name])
+            self.backend.submit(slot)
+            if pending is not None:
+                yield pending[0], self.decoder(self.backend.wait(pending[1]), pending[2])
+            pending = (image, slot, transform)
+        if pending is not None:
+            yield pending[0], self.decoder(self.backend.wait(pending[1]), pending[2])
+
     def to_event(self, result: Any) -> dict[str, Any]:
         return result.to_event(self.bundle.label)
 
     def close(self) -> None:
         self.backend.close()
-
 
 class ModelSet:
     """Several bundles run on the same frame: the one call a stream loop makes per frame.
@@ -82,22 +108,25 @@ class ModelSet:
     summed over the models.
     """
 
-    def __init__(self, bundles: Sequence[Bundle], backend: str = "auto", threads: int | None = None):
+    def __init__(self, bundles: Sequence[Bundle], backend: str = "auto", threads: int | None = None, *,
+                 allow_build: bool = True):
         repeated = [name for name, count in Counter(b.name for b in bundles).items() if count > 1]
         if repeated:
             raise UsageError(f"--bundle: two bundles are named '{repeated[0]}'; event results are keyed by name")
         self.models: list[Model] = []
         try:
             for bundle in bundles:
-                self.models.append(Model(bundle, backend, threads))
+                self.models.append(Model(bundle, backend, threads, allow_build=allow_build))
         except BaseException:
             self.close()
             raise
         self.timings = dict.fromkeys(STAGES, 0.0)
 
     @classmethod
-    def load(cls, bundle_dirs: Sequence[str | Path], backend: str = "auto", threads: int | None = None) -> ModelSet:
-        return cls([load_bundle(d) for d in bundle_dirs], backend, threads)
+    def load(cls, bundle_dirs: Sequence[str | Path], backend: str = "auto", threads: int | None = None, *,
+             allow_build: bool = True) -> ModelSet:
+        """``allow_build=False`` forbids building a TensorRT engine at load (see :func:`edge.backends.open_backend`)."""
+        return cls([load_bundle(d) for d in bundle_dirs], backend, threads, allow_build=allow_build)
 
     def __call__(self, image: np.ndarray) -> dict[str, Any]:
         results = {}
@@ -122,7 +151,7 @@ class ModelSet:
 
     @property
     def precisions(self) -> str:
-        return ",".join(sorted({m.bundle.precision for m in self.models}))
+        return ",".join(sorted({m.precision for m in self.models}))
 
     def close(self) -> None:
         for model in self.models:

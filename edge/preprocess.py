@@ -4,6 +4,10 @@ Per-frame work is three vectorised steps into buffers planned once per source si
 into a preallocated scratch image, the pad strips filled with the (normalised) pad value, and one
 NumPy ufunc per channel that swaps colour order, normalises, converts dtype and lays out NCHW or NHWC
 straight into the backend's input buffer. No allocation happens once the plan exists.
+
+The plan (where the frame lands in the model input) and the normalisation constants are public so that
+the GPU preprocessor (:mod:`edge.gpu.preprocess`) follows exactly the same geometry and arithmetic: this
+CPU path is the reference it is tested against.
 """
 
 from __future__ import annotations
@@ -47,9 +51,39 @@ class Transform:
         points[..., 1] *= 1.0 / self.scale_y
         return points
 
+    def content_box(self) -> tuple[int, int, int, int]:
+        """Where the frame lies in the model input: x, y, width, height in model pixels (the rest is padding)."""
+        width, height = self.source_size
+        return (int(self.offset_x), int(self.offset_y), round(width * self.scale_x), round(height * self.scale_y))
+
 
 @dataclass(frozen=True)
-class _Plan:
+class Normalisation:
+    """How pixel values become model values, per model channel: ``(pixel - mean) * inv_std``.
+
+    ``order[c]`` is the BGR source channel that model channel ``c`` reads; ``pad`` is the pad value as the
+    model sees it (normalised for float inputs). ``identity`` means the values pass through unchanged.
+    """
+
+    order: tuple[int, int, int]
+    mean: np.ndarray
+    inv_std: np.ndarray
+    pad: np.ndarray
+    is_float: bool
+    identity: bool
+
+    @classmethod
+    def from_spec(cls, spec: InputSpec) -> Normalisation:
+        mean = np.asarray(spec.mean, np.float32)
+        inv_std = (1.0 / np.asarray(spec.std, np.float64)).astype(np.float32)
+        is_float = spec.dtype == "float32"
+        pad = (spec.pad_value - mean) * inv_std if is_float else np.full(3, spec.pad_value)
+        return cls((2, 1, 0) if spec.color == "rgb" else (0, 1, 2), mean, inv_std, pad, is_float,
+                   identity=not mean.any() and bool(np.all(inv_std == 1)))
+
+
+@dataclass(frozen=True)
+class Plan:
     """Everything that depends only on the source size: computed once, reused for every frame."""
 
     transform: Transform
@@ -67,47 +101,42 @@ class Preprocessor:
 
     def __init__(self, spec: InputSpec):
         self.spec = spec
-        # OpenCV frames are BGR; channel c of the model reads source channel _order[c].
-        self._order = (2, 1, 0) if spec.color == "rgb" else (0, 1, 2)
-        self._float = spec.dtype == "float32"
-        self._mean = np.asarray(spec.mean, np.float32)
-        self._inv_std = (1.0 / np.asarray(spec.std, np.float64)).astype(np.float32)
-        self._identity = not self._mean.any() and bool(np.all(self._inv_std == 1))
-        self._pad = (spec.pad_value - self._mean) * self._inv_std if self._float else np.full(3, spec.pad_value)
-        self._plan: _Plan | None = None
-        self._plan_for: tuple[int, int] | None = None
+        self.norm = Normalisation.from_spec(spec)
+        self._plan: Plan | None = None
+
+    def plan(self, width: int, height: int) -> Plan:
+        """The plan for frames of this size (made on the first frame of a new size, then reused)."""
+        if self._plan is None or self._plan.transform.source_size != (width, height):
+            self._plan = self._make_plan(width, height)
+        return self._plan
 
     def __call__(self, image: np.ndarray, out: np.ndarray) -> Transform:
         """Fills ``out`` (the model input, batch item 0 or a ``[C,H,W]``/``[H,W,C]`` view) from a BGR frame."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected a BGR uint8 frame [H,W,3], got {image.dtype} {image.shape}")
-        size = (image.shape[1], image.shape[0])
-        if size != self._plan_for:
-            self._plan, self._plan_for = self._make_plan(*size), size
-        plan = self._plan
-        assert plan is not None
+        check_frame(image)
+        plan = self.plan(image.shape[1], image.shape[0])
+        norm = self.norm
         item = out[0] if out.ndim == 4 else out
         resized = image if plan.scratch is None else cv2.resize(
             image, (plan.scratch.shape[1], plan.scratch.shape[0]), dst=plan.scratch,
             interpolation=cv2.INTER_LINEAR)
         rows, cols = plan.content
-        for c, source_channel in enumerate(self._order):
+        for c, source_channel in enumerate(norm.order):
             plane = self._channel(item, c)
             src = resized[:, :, source_channel]
             dst = plane[rows, cols]
-            if not self._float or self._identity:
+            if not norm.is_float or norm.identity:
                 np.copyto(dst, src, casting="unsafe")
             else:
-                np.subtract(src, self._mean[c], out=dst, dtype=np.float32)
-                np.multiply(dst, self._inv_std[c], out=dst)
+                np.subtract(src, norm.mean[c], out=dst, dtype=np.float32)
+                np.multiply(dst, norm.inv_std[c], out=dst)
             for pad_rows, pad_cols in plan.pads:
-                plane[pad_rows, pad_cols] = self._pad[c]
+                plane[pad_rows, pad_cols] = norm.pad[c]
         return plan.transform
 
     def _channel(self, item: np.ndarray, c: int) -> np.ndarray:
         return item[c] if self.spec.layout == "nchw" else item[:, :, c]
 
-    def _make_plan(self, width: int, height: int) -> _Plan:
+    def _make_plan(self, width: int, height: int) -> Plan:
         spec = self.spec
         W, H = spec.width, spec.height
         if spec.resize == "stretch":
@@ -132,4 +161,10 @@ class Preprocessor:
         ]
         pads = tuple(s for s in strips if s[0].stop > s[0].start and s[1].stop > s[1].start)
         scratch = None if (new_w, new_h) == (width, height) else np.empty((new_h, new_w, 3), np.uint8)
-        return _Plan(transform, content, pads, scratch)
+        return Plan(transform, content, pads, scratch)
+
+
+def check_frame(image: np.ndarray) -> None:
+    """Rejects anything but a BGR uint8 frame ``[H,W,3]`` (what OpenCV decodes), naming what it got."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected a BGR uint8 frame [H,W,3], got {image.dtype} {image.shape}")

@@ -44,9 +44,10 @@ def make_out_dir(out: str | Path) -> Path:
 
 
 def replay(source: str, bundle_dirs: Sequence[str | Path], out: str | Path, *, backend: str = "auto",
-           video: bool = True, realtime: bool = False, threads: int | None = None) -> dict[str, Any]:
+           video: bool = True, realtime: bool = False, threads: int | None = None,
+           allow_build: bool = True) -> dict[str, Any]:
     """Runs the replay and returns the summary (also written to ``out/summary.json``)."""
-    models = ModelSet.load(bundle_dirs, backend, threads)
+    models = ModelSet.load(bundle_dirs, backend, threads, allow_build=allow_build)
     out = make_out_dir(out)
     frames_source = open_source(source)
     times = StageTimes()

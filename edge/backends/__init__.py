@@ -2,29 +2,73 @@
 
 from __future__ import annotations
 
+import logging
+
 from edge.backends.base import Backend, Slot, TensorInfo
 from edge.bundle import Bundle
-from edge.errors import UsageError
+from edge.engines import EngineOptions, read_tag
+from edge.errors import EdgeError, UsageError
 
 BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt")
+LOG = logging.getLogger(__name__)
 
 
-def open_backend(bundle: Bundle, name: str = "auto", *, slots: int = 1, threads: int | None = None) -> Backend:
+def open_backend(bundle: Bundle, name: str = "auto", *, slots: int = 1, threads: int | None = None,
+                 allow_build: bool = True) -> Backend:
     """Opens the bundle's model on the named backend.
 
-    ``auto`` means the best backend this machine can run the bundle on. Until the TensorRT backend
-    lands that is always ONNX Runtime on the CPU.
+    ``auto`` means TensorRT when it runs here and the bundle has an engine for this machine (one that no
+    longer fits is rebuilt from the bundle's ONNX if ``allow_build``), else ONNX Runtime on the CPU; the
+    reason is logged. ``tensorrt`` fails with one clear line where ``auto`` would fall back.
     """
     if name not in BACKEND_NAMES:
         raise UsageError(f"--backend: unknown backend '{name}' (choose from {', '.join(BACKEND_NAMES)})")
-    if name == "tensorrt":
-        raise UsageError("--backend tensorrt: this build of edge has no TensorRT backend yet; "
-                         "use --backend onnxruntime")
+    if name != "onnxruntime":
+        backend = _open_tensorrt(bundle, name, slots, allow_build)
+        if backend is not None:
+            return backend
     from edge.backends.onnxruntime import OnnxRuntimeBackend
 
     spec = bundle.input
     return OnnxRuntimeBackend(bundle.file("model"), input_shapes={spec.name: spec.shape}, slots=slots,
                               threads=threads)
+
+
+def _open_tensorrt(bundle: Bundle, name: str, slots: int, allow_build: bool) -> Backend | None:
+    """The TensorRT backend, or ``None`` (logged) where ``auto`` falls back to ONNX Runtime."""
+    from edge.backends.select import choose_backend, gather_facts
+
+    unavailable, candidates = gather_facts(bundle)
+    choice = choose_backend(name, bundle.root, unavailable=unavailable, candidates=candidates,
+                            allow_build=allow_build)
+    if choice.backend == "onnxruntime":
+        # Where TensorRT could run, running on the CPU is news; on a machine without it, the ordinary case.
+        level = logging.INFO if unavailable else logging.WARNING
+        LOG.log(level, "%s: ONNX Runtime: %s", bundle.name, choice.reason)
+        return None
+    try:
+        if choice.build is not None:
+            LOG.warning("%s: %s", bundle.name, choice.reason)
+        engine = choice.engine or _build(bundle, choice.build or EngineOptions())
+        from edge.backends.tensorrt import open_engine
+
+        backend = open_engine(engine, input_shapes={bundle.input.name: bundle.input.shape}, slots=slots,
+                              options=read_tag(engine).options)
+    except EdgeError as e:
+        if name == "tensorrt":
+            raise
+        LOG.warning("%s: ONNX Runtime: TensorRT failed (%s)", bundle.name, e)
+        return None
+    LOG.info("%s: TensorRT: %s", bundle.name, choice.reason)
+    return backend
+
+
+def _build(bundle: Bundle, options: EngineOptions):
+    try:
+        from compile.engine import build_engine
+    except ImportError as e:
+        raise EdgeError(f"the engine builder (compile/engine.py) is not installed here: {e}") from None
+    return build_engine(bundle, options)
 
 
 __all__ = ["BACKEND_NAMES", "Backend", "Slot", "TensorInfo", "open_backend"]

@@ -48,6 +48,8 @@ class Backend(ABC):
         self.inputs: tuple[TensorInfo, ...] = ()
         self.outputs: tuple[TensorInfo, ...] = ()
         self.slots: tuple[Slot, ...] = ()
+        # The precision the backend runs at where it chose it (a TensorRT engine's); None: the model file's own.
+        self.precision: str | None = None
 
     @abstractmethod
     def submit(self, slot: Slot) -> None:
