@@ -10,8 +10,12 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import cv2
+
 from edge.pipeline import Processed
 from edge.results import Detections
+from streams.http import FrameHub
+from streams.mqtt import MqttPublisher
 from streams.sinks import EventLog, VideoFileWriter
 
 
@@ -74,3 +78,39 @@ class LabelCounter:
 
     def close(self) -> None:
         pass
+
+
+class PreviewSink:
+    """Annotated frames, JPEG-encoded for the live preview only while someone watches (rate-capped)."""
+
+    critical = False
+    QUALITY = 80
+
+    def __init__(self, hub: FrameHub):
+        self.hub = hub
+
+    def write(self, item: Processed) -> None:
+        stream = item.frame.stream
+        if self.hub.wants(stream):
+            ok, jpeg = cv2.imencode(".jpg", item.annotated(), [cv2.IMWRITE_JPEG_QUALITY, self.QUALITY])
+            if ok:
+                self.hub.publish(stream, jpeg.tobytes())
+
+    def close(self) -> None:
+        pass
+
+
+class MqttSink:
+    """Each event to ``topic`` (``{device}`` and ``{stream}`` filled in), with the device name added."""
+
+    critical = False
+
+    def __init__(self, publisher: MqttPublisher, topic: str, device: str):
+        self.publisher, self.topic, self.device = publisher, topic, device
+
+    def write(self, item: Processed) -> None:
+        topic = self.topic.format(device=self.device, stream=item.frame.stream)
+        self.publisher.publish(topic, {"device": self.device, **item.event})
+
+    def close(self) -> None:
+        self.publisher.close()

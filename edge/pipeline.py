@@ -104,10 +104,10 @@ class Pipeline:
     """Runs ``specs`` through one ModelSet per worker into ``sinks`` until the sources end or :meth:`stop`."""
 
     def __init__(self, specs: Sequence[SourceSpec], workers: Sequence[ModelSet], sinks: Sequence[Sink], *,
-                 decode: DecodeMode = DecodeMode.THREAD, track: bool = False, backoff: Backoff = Backoff()):
+                 decode: DecodeMode = DecodeMode.THREAD, track: bool = False, backoff: Backoff | None = None):
         self.stopping = threading.Event()
         self.board = FrameBoard([s.policy for s in specs])
-        self.feeds = [SourceFeed(s, self.board, self.stopping, decode, backoff) for s in specs]
+        self.feeds = [SourceFeed(s, self.board, self.stopping, decode, backoff or Backoff()) for s in specs]
         self.workers = list(workers)
         self.sinks = list(sinks)
         self.stats = [StreamStats(feed) for feed in self.feeds]

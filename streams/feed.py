@@ -22,7 +22,7 @@ from streams.cameras import CaptureSettings
 from streams.pacing import paced
 from streams.sources import Frame, SourceError, open_source
 
-log = logging.getLogger("edge.feed")
+log = logging.getLogger("streams.feed")
 
 
 class StreamState(str, Enum):
