@@ -277,9 +277,11 @@ class Pipeline:
 
 def make_workers(bundles: Sequence[Any], backend: str = "auto", threads: int | None = None,
                  workers: int | None = None) -> list[ModelSet]:
-    """One ModelSet per inference worker. By default two workers share the CPUs between them (ONNX Runtime
-    scales poorly past a few threads on a small model; two single-thread sessions fed in parallel beat one
-    two-thread session), each ModelSet with its own sessions and buffers so they never contend."""
+    """One ModelSet per inference worker, each with its own sessions and buffers so they never contend. By
+    default two workers share the CPUs between them: ONNX Runtime scales poorly past one thread on a small
+    model (YOLOX-nano on the issue's reference machine: 13.3 ms on 1 thread, 8.9 ms on 2), so two sessions
+    fed in parallel do more frames per second than one two-thread session. On a 2-core VM the two layouts
+    measured within noise of each other (see the issue note); ``--workers 1 --threads 2`` selects the other."""
     from edge.backends.onnxruntime import usable_cpus
 
     cpus = usable_cpus()
