@@ -83,9 +83,12 @@ def cmd_bundle_create(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from edge.replay import replay
+    from streams.feed import DecodeMode
 
     summary = replay(args.source, args.bundle, args.out, backend=args.backend, video=not args.no_video,
-                     realtime=args.realtime, threads=args.threads, allow_build=not args.no_engine_build)
+                     realtime=args.realtime, threads=args.threads, workers=args.workers,
+                     decode=DecodeMode(args.decode) if args.decode else None, track=args.track,
+                     allow_build=not args.no_engine_build)
     print(f"{summary['frames']} frames at {summary['fps']} fps → {args.out}")
     return 0
 
@@ -101,6 +104,26 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
                         calibration_frames=args.calib_frames)
     print(f"engine {path.name} ({options.precision}) written to {path.parent}")
     return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge.config import Config, HttpConfig, SourceConfig, load_config
+    from edge.daemon import Daemon
+    from edge.logs import configure
+
+    configure(args.debug)
+    if args.config:
+        if args.source or args.bundle:
+            raise UsageError("--config: give either a config file or --source/--bundle, not both")
+        config = load_config(args.config)
+    elif args.source and args.bundle:
+        config = Config(sources=[SourceConfig(url=s) for s in args.source], bundles=args.bundle,
+                        out=args.out or "out/run", backend=args.backend, workers=args.workers,
+                        threads=args.threads, decode=args.decode or "thread", video=not args.no_video,
+                        http=HttpConfig(port=args.http_port))
+    else:
+        raise UsageError("edge run: needs --config FILE, or --source and --bundle")
+    return Daemon(config).run()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -210,11 +233,30 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--realtime", action="store_true", help="pace frames at the file's own rate")
     replay.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     replay.add_argument("--no-video", action="store_true", help="do not write annotated.mp4")
-    replay.add_argument("--threads", type=int, help="inference threads (default: all usable CPUs)")
     replay.add_argument("--no-engine-build", action="store_true",
                         help="never build a TensorRT engine at load: fall back to ONNX Runtime instead")
+    replay.add_argument("--track", action="store_true", help="add track_id to detections (ByteTrack)")
+    _add_pipeline_options(replay)
     replay.set_defaults(func=cmd_replay)
+
+    run = commands.add_parser("run", parents=[common], help="the daemon: live sources, all sinks, until stopped")
+    run.add_argument("--config", help="YAML config file (see edge/config.py and README)")
+    run.add_argument("--source", action="append", help="quick form: a camera, URL, file…; repeatable")
+    run.add_argument("--bundle", action="append", help="quick form: bundle folder; repeatable")
+    run.add_argument("--out", help="quick form: output folder (default: out/run)")
+    run.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
+    run.add_argument("--no-video", action="store_true", help="quick form: do not write annotated video")
+    run.add_argument("--http-port", type=int, help="quick form: serve preview, /metrics and /health on 127.0.0.1")
+    _add_pipeline_options(run)
+    run.set_defaults(func=cmd_run)
     return parser
+
+
+def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, help="parallel inference workers (default: 2 on 2+ CPUs)")
+    parser.add_argument("--threads", type=int, help="inference threads per worker (default: CPUs / workers)")
+    parser.add_argument("--decode", choices=("thread", "process"),
+                        help="decode sources in threads or in processes through shared memory")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

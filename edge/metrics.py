@@ -45,6 +45,13 @@ class LatencyHistogram:
         return {"p50": round(self.percentile_ms(50), 3), "p99": round(self.percentile_ms(99), 3)}
 
 
+    def cumulative(self, bounds_s: list[float]) -> list[int]:
+        """Samples at or below each bound (to the bin width): the buckets of a Prometheus histogram."""
+        cumulative = np.cumsum(self.counts)
+        # Bin i > 0 holds samples in [_MIN_S·g^(i-1), _MIN_S·g^i); bin 0 those up to _MIN_S.
+        last_bins = [min(_BINS - 1, max(0, math.floor(math.log(b / _MIN_S) / math.log(_GROWTH)))) for b in bounds_s]
+        return [int(cumulative[i]) for i in last_bins]
+
 class StageTimes:
     """One histogram per pipeline stage, in the order stages were first seen."""
 
@@ -59,3 +66,4 @@ class StageTimes:
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {stage: h.summary() for stage, h in self.stages.items()}
+

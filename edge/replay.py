@@ -1,6 +1,7 @@
 """``edge replay``: recorded footage through one or more bundles, every frame once, in order.
 
-source → (decode-ahead thread) → model(s): preprocess → infer → postprocess → sinks (events, video).
+It is the daemon's pipeline (:mod:`edge.pipeline`) with one lossless source: frames are decoded ahead,
+inferred by parallel workers and put back in order before the sinks, so nothing is dropped or reordered.
 Whatever happens, the sinks are closed and ``summary.json`` is written, so a run that fails half-way
 keeps everything it produced: complete event lines, a playable video of the frames processed so far.
 """
@@ -8,30 +9,15 @@ keeps everything it produced: complete event lines, a playable video of the fram
 from __future__ import annotations
 
 import json
-import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edge.bundle import load_bundle
 from edge.errors import UsageError
-from edge.metrics import StageTimes
-from edge.model import ModelSet
-from edge.results import Detections
-from streams.pacing import RealtimePacer
-from streams.prefetch import Prefetcher
-from streams.sinks import EventLog, VideoFileWriter
-from streams.sources import open_source
-
-
-def count_labels(models: ModelSet, results: dict[str, Any]) -> list[str]:
-    """Labels of this frame's detections, for the summary's per-label totals."""
-    labels = []
-    for model in models.models:
-        result = results[model.name]
-        if isinstance(result, Detections):
-            labels.extend(model.bundle.label(c) for c in result.class_ids.tolist())
-    return labels
+from edge.outputs import EventsSink, LabelCounter, VideoSink
+from edge.pipeline import Pipeline, make_workers
+from streams.feed import DecodeMode, SourceSpec
 
 
 def make_out_dir(out: str | Path) -> Path:
@@ -44,60 +30,38 @@ def make_out_dir(out: str | Path) -> Path:
 
 
 def replay(source: str, bundle_dirs: Sequence[str | Path], out: str | Path, *, backend: str = "auto",
-           video: bool = True, realtime: bool = False, threads: int | None = None,
-           allow_build: bool = True) -> dict[str, Any]:
-    """Runs the replay and returns the summary (also written to ``out/summary.json``)."""
-    models = ModelSet.load(bundle_dirs, backend, threads, allow_build=allow_build)
+           video: bool = True, realtime: bool = False, threads: int | None = None, workers: int | None = None,
+           decode: DecodeMode | None = None, track: bool = False, allow_build: bool = True) -> dict[str, Any]:
+    """Runs the replay and returns the summary (also written to ``out/summary.json``). ``allow_build=False``
+    forbids building a TensorRT engine at load (see :func:`edge.backends.open_backend`)."""
+    models = make_workers([load_bundle(d) for d in bundle_dirs], backend, threads, workers, allow_build=allow_build)
     out = make_out_dir(out)
-    frames_source = open_source(source)
-    times = StageTimes()
-    labels: Counter[str] = Counter()
-    pacer = RealtimePacer() if realtime else None
-    started = time.perf_counter()
-    processed, error = 0, None
-    events = EventLog(out / "events.jsonl")
-    writer = VideoFileWriter(out / "annotated.mp4", frames_source.fps) if video else None
-    prefetch = Prefetcher(frames_source)
+    labels = LabelCounter()
+    sinks = [EventsSink(out / "events.jsonl"), labels]
+    if video:
+        sinks.append(VideoSink(out, several_streams=False))
+    pipeline = Pipeline([SourceSpec(source, realtime=realtime)], models, sinks, track=track,
+                        **({"decode": decode} if decode else {}))
+    error: BaseException | None = None
     try:
-        for frame in prefetch:
-            if pacer is not None:
-                pacer.wait(frame.pts)
-            results = models(frame.image)
-            events.write({"stream": frame.stream, "frame": frame.index, "pts": round(frame.pts, 6),
-                          "results": models.to_events(results)})
-            if writer is not None:
-                models.draw(frame.image, results)
-                writer.write(frame.image)
-            processed += 1
-            labels.update(count_labels(models, results))
-            times.add("decode", frame.decode_s)
-            for stage, seconds in models.timings.items():
-                times.add(stage, seconds)
-            times.add("end_to_end", time.monotonic() - frame.captured)
+        pipeline.run()
+        failures = pipeline.source_errors()
+        if failures:
+            raise failures[0]
     except BaseException as e:
         error = e
         raise
     finally:
-        prefetch.close()
-        frames_source.close()
-        events.close()
-        if writer is not None:
-            writer.close()
-        models.close()
-        wall = time.perf_counter() - started
-        summary = {
-            "frames": processed,
-            "dropped": 0,
-            "wall_s": round(wall, 3),
-            "fps": round(processed / wall, 2) if wall > 0 else 0.0,
-            "backend": models.backend_names,
-            "precision": models.precisions,
-            "latency_ms": times.summary(),
-            "source": str(source),
-            "bundles": [m.name for m in models.models],
-            "labels": dict(labels.most_common()),
-        }
-        if error is not None:
-            summary["error"] = str(error) or type(error).__name__
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        try:
+            pipeline.close_sinks()
+        finally:
+            for model_set in models:
+                model_set.close()
+            summary = pipeline.summary()
+            del summary["streams"]
+            summary.update(source=str(source), bundles=[m.name for m in models[0].models],
+                           labels=dict(labels.counts.most_common()))
+            if error is not None:
+                summary["error"] = str(error) or type(error).__name__
+            (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -1,8 +1,13 @@
-"""Pacing for ``--realtime`` replay: hand frames on at the rate their timestamps say."""
+"""Pacing: hand recorded frames on at the rate their timestamps say, for ``--realtime`` replay and for
+files played as if they were a camera."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Iterable, Iterator
+
+from streams.sources import Frame
 
 
 class RealtimePacer:
@@ -19,3 +24,12 @@ class RealtimePacer:
         delay = self._origin + pts - now
         if delay > 0:
             time.sleep(delay)
+
+
+def paced(frames: Iterable[Frame]) -> Iterator[Frame]:
+    """Frames at their own rate. Each is stamped as captured when it falls due, as a camera's frame would be,
+    so capture-to-result latency does not count the time spent waiting for the frame's turn."""
+    pacer = RealtimePacer()
+    for frame in frames:
+        pacer.wait(frame.pts)
+        yield dataclasses.replace(frame, captured=time.monotonic())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,42 @@ class SinkError(Exception):
 
 class EventLog:
     """``events.jsonl``: one compact JSON object per line, flushed as written, so a crash loses at most
-    the line being written and every line on disk is complete JSON."""
+    the line being written and every line on disk is complete JSON.
 
-    def __init__(self, path: Path):
+    With ``max_bytes``, a file that reaches that size is rotated as logging's ``RotatingFileHandler`` does
+    (``events.jsonl`` → ``events.jsonl.1`` → … ``.{backups}``), between lines, so a daemon running for weeks
+    keeps a bounded amount of history and no line is ever split across files.
+    """
+
+    def __init__(self, path: Path, max_bytes: int | None = None, backups: int = 5):
         self.path = path
-        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self.max_bytes = max_bytes
+        self.backups = backups
         self.lines = 0
+        self._file = self._open()
+
+    def _open(self):
+        try:
+            return open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        except OSError as e:
+            raise SinkError(f"{self.path}: cannot write ({e.strerror})") from None
 
     def write(self, event: dict[str, Any]) -> None:
         self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
         self._file.flush()
         self.lines += 1
+        if self.max_bytes is not None and self._file.tell() >= self.max_bytes:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for n in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{n + 1}"))
+        if self.backups > 0:
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._file = self._open()
 
     def close(self) -> None:
         self._file.close()

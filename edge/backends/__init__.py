@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from edge.backends.base import Backend, Slot, TensorInfo
 from edge.bundle import Bundle
@@ -11,6 +12,8 @@ from edge.errors import EdgeError, UsageError
 
 BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt")
 LOG = logging.getLogger(__name__)
+# Backends defined outside edge (plugins, test doubles): name → factory(bundle, slots=, threads=).
+EXTRA_BACKENDS: dict[str, Callable[..., Backend]] = {}
 
 
 def open_backend(bundle: Bundle, name: str = "auto", *, slots: int = 1, threads: int | None = None,
@@ -21,6 +24,8 @@ def open_backend(bundle: Bundle, name: str = "auto", *, slots: int = 1, threads:
     longer fits is rebuilt from the bundle's ONNX if ``allow_build``), else ONNX Runtime on the CPU; the
     reason is logged. ``tensorrt`` fails with one clear line where ``auto`` would fall back.
     """
+    if name in EXTRA_BACKENDS:
+        return EXTRA_BACKENDS[name](bundle, slots=slots, threads=threads)
     if name not in BACKEND_NAMES:
         raise UsageError(f"--backend: unknown backend '{name}' (choose from {', '.join(BACKEND_NAMES)})")
     if name != "onnxruntime":
@@ -71,4 +76,4 @@ def _build(bundle: Bundle, options: EngineOptions):
     return build_engine(bundle, options)
 
 
-__all__ = ["BACKEND_NAMES", "Backend", "Slot", "TensorInfo", "open_backend"]
+__all__ = ["BACKEND_NAMES", "EXTRA_BACKENDS", "Backend", "Slot", "TensorInfo", "open_backend"]

@@ -1,0 +1,154 @@
+"""``edge run``: the daemon. Live sources through the pipeline into every configured sink, until stopped.
+
+Life cycle: load bundles and open the outputs → start the HTTP server → start the pipeline → tell systemd
+``READY=1`` → ping its watchdog while the pipeline makes progress → on SIGTERM/SIGINT stop reading, drain
+what is in flight, finalise the video files, flush the events, write ``summary.json``, tell systemd
+``STOPPING=1``, exit 0. Sources that fail are reopened by their feeds (see :mod:`streams.feed`); a second
+signal while draining is ignored rather than cutting the drain short (systemd's ``TimeoutStopSec`` is
+the backstop).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+from pathlib import Path
+
+from edge.bundle import load_bundle
+from edge.config import Config, SourceConfig
+from edge.outputs import EventsSink, MqttSink, PreviewSink, VideoSink
+from edge.pipeline import Pipeline, Sink, make_workers
+from edge.replay import make_out_dir
+from edge.systemd import SystemdNotifier
+from edge.telemetry import health, metrics_route, registry_for, status
+from streams.board import DropPolicy
+from streams.cameras import CaptureSettings, default_name, is_live
+from streams.feed import Backoff, DecodeMode, SourceSpec
+
+log = logging.getLogger("edge.daemon")
+DEFAULT_STALL_S = 30.0
+
+
+def stream_name(source: SourceConfig) -> str:
+    if source.name:
+        return source.name
+    if is_live(source.url):
+        return default_name(source.url)
+    path = Path(source.url)
+    return path.name if path.is_dir() else path.stem
+
+
+def source_specs(config: Config) -> list[SourceSpec]:
+    """One spec per source. Live sources and files played in real time keep the latest frame and drop the
+    rest; a file read as fast as possible is lossless. Names are made unique, as events are keyed by them."""
+    specs, seen = [], set()
+    for index, source in enumerate(config.sources):
+        name = stream_name(source)
+        if name in seen:
+            name = f"{name}-{index}"
+        seen.add(name)
+        live = is_live(source.url)
+        settings = CaptureSettings(source.width, source.height, source.fps, source.fourcc, source.timeout_s)
+        specs.append(SourceSpec(
+            source.url, index, name, settings, realtime=source.realtime and not live,
+            reconnect=live if source.reconnect is None else source.reconnect,
+            policy=DropPolicy.LATEST if live or source.realtime else DropPolicy.LOSSLESS))
+    return specs
+
+
+class Daemon:
+    """Owns the pipeline and its outputs for one ``edge run``."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.out = make_out_dir(config.out)
+        self.specs = source_specs(config)
+        self.notifier = SystemdNotifier()
+        self.workers = make_workers([load_bundle(b) for b in config.bundles], config.backend, config.threads,
+                                    config.workers)
+        self.server = None
+        self.signalled = False
+        try:
+            self.pipeline = Pipeline(self.specs, self.workers, self._sinks(), decode=DecodeMode(config.decode),
+                                     track=config.tracking,
+                                     backoff=Backoff(config.reconnect.first_s, config.reconnect.cap_s))
+            self._serve()
+        except BaseException:
+            self._close()
+            raise
+
+    def _sinks(self) -> list[Sink]:
+        c = self.config
+        max_bytes = int(c.events.max_mb * 2**20) if c.events.max_mb else None
+        sinks: list[Sink] = [EventsSink(self.out / "events.jsonl", max_bytes, c.events.backups)]
+        if c.video:
+            sinks.append(VideoSink(self.out, several_streams=len(self.specs) > 1))
+        if c.http.port is not None:
+            from streams.http import FrameHub
+
+            self.hub = FrameHub([s.name for s in self.specs], c.http.preview_fps)
+            sinks.append(PreviewSink(self.hub))
+        if c.mqtt is not None:
+            from streams.mqtt import MqttPublisher
+
+            m = c.mqtt
+            publisher = MqttPublisher(m.host, m.port, client_id=m.client_id, username=m.username,
+                                      password=m.password, qos=m.qos)
+            sinks.append(MqttSink(publisher, m.topic, c.device or socket.gethostname()))
+        return sinks
+
+    def _serve(self) -> None:
+        http = self.config.http
+        if http.port is None:
+            return
+        from streams.http import PreviewServer, json_route
+
+        stall_limit = self.notifier.stall_limit_s(DEFAULT_STALL_S)
+        routes = {"/metrics": metrics_route(registry_for(self.pipeline)),
+                  "/health": json_route(lambda: health(self.pipeline, stall_limit)),
+                  "/status.json": json_route(lambda: (200, status(self.pipeline)))}
+        self.server = PreviewServer(self.hub, routes, http.host, http.port, http.token).start()
+        log.info("http listening", extra={"host": http.host, "port": self.server.port})
+
+    def _on_signal(self, number: int, _frame: object) -> None:
+        if not self.signalled:
+            log.info("stopping", extra={"signal": signal.Signals(number).name})
+        self.signalled = True
+        self.pipeline.stop()
+
+    def run(self) -> int:
+        """Runs until every source ended or a signal; returns the exit code."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        stall_limit = self.notifier.stall_limit_s(DEFAULT_STALL_S)
+        try:
+            log.info("running", extra={"streams": [s.name for s in self.specs], "out": str(self.out),
+                                       "workers": len(self.workers), "decode": self.config.decode})
+            self.notifier.notify("READY=1", "STATUS=running")
+            self.pipeline.run(on_tick=lambda: self.notifier.ping(self.pipeline.stalled_s() < stall_limit))
+        finally:
+            self.notifier.notify("STOPPING=1")
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+            self._close()
+        failures = self.pipeline.source_errors()
+        if failures and not self.signalled:
+            raise failures[0]
+        return 0
+
+    def _close(self) -> None:
+        """Closes every output even if one fails; writes the summary last."""
+        try:
+            if self.server is not None:
+                self.server.close()
+            if hasattr(self, "pipeline"):
+                self.pipeline.close_sinks()
+        finally:
+            for model_set in self.workers:
+                model_set.close()
+            if hasattr(self, "pipeline"):
+                summary = self.pipeline.summary()
+                (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+                log.info("stopped", extra={k: summary[k] for k in ("frames", "dropped", "fps", "streams")})
+            self.notifier.close()

@@ -1,0 +1,298 @@
+"""The one pipeline under both ``edge replay`` and ``edge run``: sources → inference → tracking → sinks.
+
+Stages and what joins them::
+
+    feed thread per source ──► FrameBoard ──► N inference workers ──► done queue ──► dispatcher
+    (decode in the thread or      (per-source     (threads; each its own   (main thread: puts results back
+     in a child process through    queues, drop    ModelSet, so preprocess,  in take order, tracks, draws,
+     shared memory; reopen with    policy)         infer and decode of two   writes the sinks, keeps stats)
+     backoff)                                      frames overlap)
+
+Inference never waits for I/O that could overlap it: decoding runs ahead in the feeds and sinks run in the
+dispatcher while the workers infer the next frames. ONNX Runtime, OpenCV and NumPy release the GIL in
+their heavy calls, so worker threads run in parallel. At most ``workers + 2`` frames are between the board
+and the end of the sinks (a semaphore), so a slow sink holds back inference, and through the board's
+drop policy a live stream drops rather than queues: the wait from capture to result stays bounded.
+
+Sinks are isolated: one whose ``critical`` is false (network outputs) is logged and counted when it fails
+and the run goes on; a critical one (events file, video file) ends the run, as a full disk should.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge.metrics import StageTimes
+from edge.model import ModelSet
+from edge.results import Detections
+from edge.tracker import ByteTracker
+from streams.board import FrameBoard
+from streams.feed import Backoff, DecodeMode, SourceFeed, SourceSpec
+from streams.sources import Frame, SourceError
+
+log = logging.getLogger("edge.pipeline")
+SUMMARY_STAGES = ("decode", "preprocess", "infer", "postprocess", "end_to_end")
+_WAIT_S = 0.25
+
+
+@dataclass
+class Processed:
+    """One frame through the models, as sinks see it. ``event`` is the contract's event line."""
+
+    frame: Frame
+    results: dict[str, Any]
+    event: dict[str, Any]
+    models: ModelSet
+    fps: float
+    _annotated: bool = field(default=False, repr=False)
+
+    def annotated(self) -> np.ndarray:
+        """The frame with results drawn on it, drawn once however many sinks ask."""
+        if not self._annotated:
+            self.models.draw(self.frame.image, self.results)
+            self._annotated = True
+        return self.frame.image
+
+
+class Sink(Protocol):
+    critical: bool
+
+    def write(self, item: Processed) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StreamStats:
+    """What the operator sees of one stream: counts, rate, latency histograms per stage."""
+
+    def __init__(self, feed: SourceFeed):
+        self.feed = feed
+        self.frames = 0
+        self.times = StageTimes()
+        self.last_latency_s = 0.0
+        self._recent: deque[float] = deque(maxlen=30)
+
+    @property
+    def fps(self) -> float:
+        if len(self._recent) < 2 or time.monotonic() - self._recent[-1] > 2.0:
+            return 0.0
+        return (len(self._recent) - 1) / max(self._recent[-1] - self._recent[0], 1e-9)
+
+    def record(self, frame: Frame, timings: dict[str, float], now: float) -> float:
+        latency = now - frame.captured
+        self.frames += 1
+        self.last_latency_s = latency
+        self._recent.append(now)
+        self.times.add("decode", frame.decode_s)
+        for stage, seconds in timings.items():
+            self.times.add(stage, seconds)
+        self.times.add("end_to_end", latency)
+        return latency
+
+
+class Pipeline:
+    """Runs ``specs`` through one ModelSet per worker into ``sinks`` until the sources end or :meth:`stop`."""
+
+    def __init__(self, specs: Sequence[SourceSpec], workers: Sequence[ModelSet], sinks: Sequence[Sink], *,
+                 decode: DecodeMode = DecodeMode.THREAD, track: bool = False, backoff: Backoff | None = None):
+        self.stopping = threading.Event()
+        self.board = FrameBoard([s.policy for s in specs])
+        self.feeds = [SourceFeed(s, self.board, self.stopping, decode, backoff or Backoff()) for s in specs]
+        self.workers = list(workers)
+        self.sinks = list(sinks)
+        self.stats = [StreamStats(feed) for feed in self.feeds]
+        self.times = StageTimes()
+        self.trackers: dict[tuple[int, str], ByteTracker] | None = {} if track else None
+        self.sink_errors: dict[str, int] = {}
+        self.errors: list[BaseException] = []
+        self.started = time.monotonic()
+        self.heartbeat = self.started
+        self._done: queue.Queue = queue.Queue()
+        self._room = threading.Semaphore(len(self.workers) + 2)
+        self._busy_since: list[float | None] = [None] * len(self.workers)
+
+    @property
+    def frames(self) -> int:
+        return sum(s.frames for s in self.stats)
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.board.dropped)
+
+    def stop(self) -> None:
+        """Stop reading; what is already decoded is still processed, then :meth:`run` returns."""
+        self.stopping.set()
+
+    def stalled_s(self) -> float:
+        """How long the pipeline has made no progress: the dispatcher's last turn or the oldest busy worker."""
+        now = time.monotonic()
+        busy = [now - t for t in self._busy_since if t is not None]
+        return max([now - self.heartbeat, *busy])
+
+    def run(self, on_tick: Callable[[], None] | None = None) -> None:
+        """Blocks until every source ended (or :meth:`stop` and the drain); raises the first worker or
+        critical-sink error. Feed errors of sources that do not reconnect are in ``feed.error``."""
+        self.started = time.monotonic()
+        for feed in self.feeds:
+            feed.start()
+        threads = [threading.Thread(target=self._infer, args=(n,), name=f"infer-{n}", daemon=True)
+                   for n in range(len(self.workers))]
+        for thread in threads:
+            thread.start()
+        try:
+            self._dispatch(threads, on_tick)
+        finally:
+            self.stop()
+            for thread in threads:
+                thread.join()
+            for feed in self.feeds:
+                feed.join()
+        if self.errors:
+            raise self.errors[0]
+
+    def _infer(self, worker: int) -> None:
+        models = self.workers[worker]
+        while True:
+            if not self._room.acquire(timeout=_WAIT_S):
+                if self.board.exhausted:
+                    return
+                continue
+            taken = self.board.take(_WAIT_S)
+            if taken is None:
+                self._room.release()
+                if self.board.exhausted:
+                    return
+                continue
+            order, frame = taken
+            self._busy_since[worker] = time.monotonic()
+            try:
+                self._done.put((order, frame, models(frame.image), dict(models.timings)))
+            except Exception as e:  # handed to the dispatcher, which fails the run in frame order
+                self._done.put((order, frame, e, None))
+            finally:
+                self._busy_since[worker] = None
+
+    def _dispatch(self, threads: list[threading.Thread], on_tick: Callable[[], None] | None) -> None:
+        waiting: list[tuple[int, int, Frame, Any, Any]] = []
+        next_order, tie = 0, 0
+        while True:
+            self.heartbeat = time.monotonic()
+            if on_tick is not None:
+                on_tick()
+            try:
+                order, frame, results, timings = self._done.get(timeout=_WAIT_S)
+            except queue.Empty:
+                if not any(t.is_alive() for t in threads) and self._done.empty():
+                    return
+                continue
+            tie += 1
+            heapq.heappush(waiting, (order, tie, frame, results, timings))
+            while waiting and waiting[0][0] == next_order:
+                _, _, frame, results, timings = heapq.heappop(waiting)
+                next_order += 1
+                try:
+                    if isinstance(results, BaseException):
+                        raise results
+                    if not self.errors:
+                        self._deliver(frame, results, timings)
+                except Exception as e:
+                    self.errors.append(e)
+                    self.stop()
+                finally:
+                    self._room.release()
+
+    def _deliver(self, frame: Frame, results: dict[str, Any], timings: dict[str, float]) -> None:
+        models = self.workers[0]
+        if self.trackers is not None:
+            self._track(frame.source, results)
+        event = {"stream": frame.stream, "frame": frame.index, "pts": round(frame.pts, 6),
+                 "results": models.to_events(results)}
+        item = Processed(frame, results, event, models, self.feeds[frame.source].fps)
+        for sink in self.sinks:
+            if sink.critical:
+                sink.write(item)
+                continue
+            try:
+                sink.write(item)
+            except Exception as e:  # a network output must not stop the others
+                name = type(sink).__name__
+                self.sink_errors[name] = self.sink_errors.get(name, 0) + 1
+                if self.sink_errors[name] in (1, 10, 100) or self.sink_errors[name] % 1000 == 0:
+                    log.warning("sink failed", extra={"sink": name, "error": str(e), "count": self.sink_errors[name]})
+        now = time.monotonic()
+        self.stats[frame.source].record(frame, timings, now)
+        self.times.add("decode", frame.decode_s)
+        for stage, seconds in timings.items():
+            self.times.add(stage, seconds)
+        self.times.add("end_to_end", now - frame.captured)
+
+    def _track(self, source: int, results: dict[str, Any]) -> None:
+        for name, result in results.items():
+            if isinstance(result, Detections):
+                tracker = self.trackers.setdefault((source, name), ByteTracker())
+                tracker.update(result)
+
+    def close_sinks(self) -> None:
+        """Closes every sink (finalising video files, flushing events) even if one fails; raises the first."""
+        first: BaseException | None = None
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as e:
+                first = first or e
+        if first is not None:
+            raise first
+
+    def source_errors(self) -> list[SourceError]:
+        return [feed.error for feed in self.feeds if feed.error is not None]
+
+    def summary(self) -> dict[str, Any]:
+        """The contract's summary fields, plus per-stream counts."""
+        wall = time.monotonic() - self.started
+        models = self.workers[0]
+        latency = self.times.summary()
+        return {
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "wall_s": round(wall, 3),
+            "fps": round(self.frames / wall, 2) if wall > 0 else 0.0,
+            "backend": models.backend_names,
+            "precision": models.precisions,
+            "latency_ms": {stage: latency[stage] for stage in SUMMARY_STAGES if stage in latency},
+            "streams": {s.feed.name: {"frames": s.frames, "dropped": self.board.dropped[i],
+                                      "reconnects": s.feed.reconnects, "state": s.feed.state.value}
+                        for i, s in enumerate(self.stats)},
+        }
+
+
+def make_workers(bundles: Sequence[Any], backend: str = "auto", threads: int | None = None,
+                 workers: int | None = None, *, allow_build: bool = True) -> list[ModelSet]:
+    """One ModelSet per inference worker, each with its own sessions and buffers so they never contend. By
+    default two workers share the CPUs between them: ONNX Runtime scales poorly past one thread on a small
+    model (YOLOX-nano on the issue's reference machine: 13.3 ms on 1 thread, 8.9 ms on 2), so two sessions
+    fed in parallel do more frames per second than one two-thread session. On a 2-core VM the two layouts
+    measured within noise of each other (see the issue note); ``--workers 1 --threads 2`` selects the other."""
+    from edge.backends.onnxruntime import usable_cpus
+
+    cpus = usable_cpus()
+    count = workers or (2 if cpus >= 2 else 1)
+    per_worker = threads or max(1, cpus // count)
+    model_sets: list[ModelSet] = []
+    try:
+        for _ in range(count):
+            model_sets.append(ModelSet(bundles, backend, per_worker, allow_build=allow_build))
+    except BaseException:
+        for model_set in model_sets:
+            model_set.close()
+        raise
+    return model_sets

@@ -1,0 +1,92 @@
+"""The handover between decoders and inference: frames waiting per source, under one lock.
+
+Two drop policies, named as roboflow's ``BufferFillingStrategy`` names them:
+
+- ``LOSSLESS`` (replay): a full queue stalls its decoder, so every frame is processed once, in order.
+- ``LATEST`` (live): a new frame pushes out the oldest waiting one, which is counted as dropped. A live
+  camera produces frames whether or not we keep up; queueing them would make every result later than the
+  last, so the wait from capture to inference is bounded by one queue's worth of frames, however slow
+  the model is.
+
+``take`` hands out frames round-robin over the sources, so a fast camera cannot starve a slow one, and
+numbers them in the order taken, so results can be put back in that order after parallel inference.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from enum import Enum
+
+from streams.sources import Frame
+
+
+class DropPolicy(str, Enum):
+    LOSSLESS = "lossless"
+    LATEST = "latest"
+
+
+# Frames that may wait per source: one for live (the freshest), a few for replay (to absorb decode jitter).
+CAPACITY = {DropPolicy.LOSSLESS: 4, DropPolicy.LATEST: 1}
+
+
+class FrameBoard:
+    """Bounded per-source queues with one condition variable."""
+
+    def __init__(self, policies: list[DropPolicy]):
+        self.policies = policies
+        self.dropped = [0] * len(policies)
+        self._queues: list[deque[Frame]] = [deque() for _ in policies]
+        self._open = [True] * len(policies)
+        self._condition = threading.Condition()
+        self._next_source = 0
+        self._taken = 0
+
+    def put(self, frame: Frame, stop: threading.Event) -> None:
+        """Queues a frame of source ``frame.source`` by that source's policy (waits while full if lossless)."""
+        source = frame.source
+        with self._condition:
+            queue = self._queues[source]
+            policy = self.policies[source]
+            if policy is DropPolicy.LATEST:
+                while len(queue) >= CAPACITY[policy]:
+                    queue.popleft()
+                    self.dropped[source] += 1
+            else:
+                while len(queue) >= CAPACITY[policy] and not stop.is_set():
+                    self._condition.wait(0.1)
+            queue.append(frame)
+            self._condition.notify_all()
+
+    def add_dropped(self, source: int, count: int) -> None:
+        """Counts frames a decoder dropped before they reached the board."""
+        with self._condition:
+            self.dropped[source] += count
+
+    def close(self, source: int) -> None:
+        """No more frames will come from ``source``; what is queued is still handed out."""
+        with self._condition:
+            self._open[source] = False
+            self._condition.notify_all()
+
+    @property
+    def exhausted(self) -> bool:
+        """Every source closed and every frame taken."""
+        with self._condition:
+            return not any(self._open) and not any(self._queues)
+
+    def take(self, timeout: float) -> tuple[int, Frame] | None:
+        """The next frame and its take-order number, or ``None`` after ``timeout`` s or once exhausted."""
+        with self._condition:
+            if not self._condition.wait_for(lambda: any(self._queues) or not any(self._open), timeout):
+                return None
+            count = len(self._queues)
+            for step in range(count):
+                source = (self._next_source + step) % count
+                if self._queues[source]:
+                    self._next_source = source + 1
+                    frame = self._queues[source].popleft()
+                    self._condition.notify_all()  # a lossless decoder may be waiting for room
+                    self._taken += 1
+                    return self._taken - 1, frame
+            return None

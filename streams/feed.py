@@ -1,0 +1,164 @@
+"""One feed per source: decode (in a thread or a process), reopen with backoff, hand frames to the board.
+
+A feed is a small state machine (``StreamState``): STARTING → STREAMING → (RECONNECTING → STREAMING)* →
+ENDED or FAILED. A recorded source ends when its file does; a source marked ``reconnect`` (every live one
+by default) that fails or ends is reopened after an exponential backoff, capped, and counted, while the
+other feeds go on. Frame numbers keep counting across reopenings, so events of one stream never repeat
+an index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+
+from streams.board import DropPolicy, FrameBoard
+from streams.cameras import CaptureSettings
+from streams.pacing import paced
+from streams.sources import Frame, SourceError, open_source
+
+log = logging.getLogger("streams.feed")
+
+
+class StreamState(str, Enum):
+    STARTING = "starting"
+    STREAMING = "streaming"
+    RECONNECTING = "reconnecting"
+    ENDED = "ended"
+    FAILED = "failed"
+
+
+class DecodeMode(str, Enum):
+    THREAD = "thread"
+    PROCESS = "process"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Everything needed to (re)open one source, picklable so a decoder process can receive it."""
+
+    uri: str
+    source_id: int = 0
+    name: str | None = None
+    settings: CaptureSettings = CaptureSettings()
+    realtime: bool = False  # pace a recorded source at its own frame rate
+    reconnect: bool = False
+    policy: DropPolicy = DropPolicy.LOSSLESS
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Reopen delays ``first * 2**n`` capped at ``cap``; ``n`` restarts after a source ran ``healthy_s``."""
+
+    first_s: float = 0.5
+    cap_s: float = 30.0
+    healthy_s: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.cap_s, self.first_s * 2 ** attempt)
+
+
+class ThreadReader:
+    """Decodes in the calling thread; OpenCV releases the GIL while it decodes."""
+
+    def __init__(self, spec: SourceSpec, stop: threading.Event):
+        self.source = open_source(spec.uri, name=spec.name, source_id=spec.source_id, settings=spec.settings)
+        self.name, self.fps = self.source.name, self.source.fps
+        self.dropped = 0
+        self._frames = paced(self.source) if spec.realtime else iter(self.source)
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._frames
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def open_reader(spec: SourceSpec, mode: DecodeMode, stop: threading.Event) -> ThreadReader:
+    if mode is DecodeMode.PROCESS:
+        from streams.ring import ProcessReader
+
+        return ProcessReader(spec, stop)  # type: ignore[return-value]
+    return ThreadReader(spec, stop)
+
+
+class SourceFeed:
+    """Runs one source in its own thread until it ends, fails for good, or ``stop`` is set."""
+
+    def __init__(self, spec: SourceSpec, board: FrameBoard, stop: threading.Event,
+                 mode: DecodeMode = DecodeMode.THREAD, backoff: Backoff = Backoff()):
+        self.spec, self.board, self.stop, self.mode, self.backoff = spec, board, stop, mode, backoff
+        self.name = spec.name or spec.uri
+        self.fps = 0.0
+        self.state = StreamState.STARTING
+        self.reconnects = 0
+        self.frames = 0
+        self.error: SourceError | None = None
+        self.opened = threading.Event()  # set once the source opened (``name``/``fps`` known) or gave up
+        self._thread = threading.Thread(target=self._run, name=f"feed-{spec.source_id}", daemon=True)
+
+    def start(self) -> SourceFeed:
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        attempt = 0
+        try:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                try:
+                    self._stream()
+                    if self.stop.is_set() or not self.spec.reconnect:
+                        self.state = StreamState.ENDED
+                        return
+                    raise SourceError(f"{self.spec.uri}: the stream ended")
+                except SourceError as e:
+                    if self.stop.is_set():
+                        return
+                    if not self.spec.reconnect:
+                        self.error, self.state = e, StreamState.FAILED
+                        log.error("stream failed", extra={"stream": self.name, "error": str(e)})
+                        return
+                    attempt = 0 if time.monotonic() - started > self.backoff.healthy_s else attempt
+                    delay = self.backoff.delay(attempt)
+                    attempt += 1
+                    self.reconnects += 1
+                    self.state = StreamState.RECONNECTING
+                    log.warning("stream lost; reopening", extra={"stream": self.name, "error": str(e),
+                                                                  "retry_in_s": delay, "reconnects": self.reconnects})
+                    self.stop.wait(delay)
+        finally:
+            if self.state not in (StreamState.ENDED, StreamState.FAILED):
+                self.state = StreamState.ENDED
+            self.opened.set()
+            self.board.close(self.spec.source_id)
+
+    def _stream(self) -> None:
+        """One opening of the source: every frame to the board until it ends, fails or we stop."""
+        reader = open_reader(self.spec, self.mode, self.stop)
+        try:
+            self.name, self.fps = reader.name, reader.fps
+            self.state = StreamState.STREAMING
+            self.opened.set()
+            log.info("stream open", extra={"stream": self.name, "fps": round(self.fps, 2), "decode": self.mode.value})
+            offset, reported = self.frames, 0
+            for frame in reader:
+                if offset:
+                    frame = dataclasses.replace(frame, index=frame.index + offset)
+                self.board.put(frame, self.stop)
+                self.frames += 1
+                if reader.dropped != reported:
+                    self.board.add_dropped(self.spec.source_id, reader.dropped - reported)
+                    reported = reader.dropped
+                if self.stop.is_set():
+                    return
+        finally:
+            reader.close()

@@ -1,0 +1,1 @@
+"""Test-only servers and doubles (not part of the runtime)."""
