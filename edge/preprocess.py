@@ -65,8 +65,9 @@ class Preprocessor:
     >>> transform = pre(frame_bgr, backend_input_buffer)
     """
 
-    def __init__(self, spec: InputSpec):
+    def __init__(self, spec: InputSpec, interpolation: int = cv2.INTER_LINEAR):
         self.spec = spec
+        self.interpolation = interpolation  # for whole frames; INTER_AREA where a pyramid shrinks them a lot
         # OpenCV frames are BGR; channel c of the model reads source channel _order[c].
         self._order = (2, 1, 0) if spec.color == "rgb" else (0, 1, 2)
         self._float = spec.dtype == "float32"
@@ -76,6 +77,7 @@ class Preprocessor:
         self._pad = (spec.pad_value - self._mean) * self._inv_std if self._float else np.full(3, spec.pad_value)
         self._plan: _Plan | None = None
         self._plan_for: tuple[int, int] | None = None
+        self._crop_scratch: np.ndarray | None = None
 
     def __call__(self, image: np.ndarray, out: np.ndarray) -> Transform:
         """Fills ``out`` (the model input, batch item 0 or a ``[C,H,W]``/``[H,W,C]`` view) from a BGR frame."""
@@ -86,11 +88,32 @@ class Preprocessor:
             self._plan, self._plan_for = self._make_plan(*size), size
         plan = self._plan
         assert plan is not None
-        item = out[0] if out.ndim == 4 else out
         resized = image if plan.scratch is None else cv2.resize(
             image, (plan.scratch.shape[1], plan.scratch.shape[0]), dst=plan.scratch,
-            interpolation=cv2.INTER_LINEAR)
-        rows, cols = plan.content
+            interpolation=self.interpolation)
+        self._write(resized, out[0] if out.ndim == 4 else out, plan.content, plan.pads)
+        return plan.transform
+
+    def crop(self, image: np.ndarray, box: np.ndarray, out: np.ndarray) -> Transform:
+        """Fills ``out`` with the frame region ``box`` (x1, y1, x2, y2 in frame pixels; it may reach past the
+        frame, which reads as the pad value) stretched to the model input: one ``cv2.warpAffine`` per crop,
+        for top-down pose and per-box classification. Give a box of the input's aspect to avoid distortion."""
+        x1, y1, x2, y2 = (float(v) for v in box)
+        width, height = self.spec.width, self.spec.height
+        sx, sy = width / max(x2 - x1, 1e-3), height / max(y2 - y1, 1e-3)
+        # Pixel centres, as cv2.resize aligns them: model index + 0.5 = (frame index + 0.5 - x1) * sx.
+        matrix = np.array([[sx, 0.0, (0.5 - x1) * sx - 0.5], [0.0, sy, (0.5 - y1) * sy - 0.5]])
+        if self._crop_scratch is None:
+            self._crop_scratch = np.empty((height, width, 3), np.uint8)
+        cv2.warpAffine(image, matrix, (width, height), dst=self._crop_scratch, flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=(self.spec.pad_value,) * 3)
+        self._write(self._crop_scratch, out[0] if out.ndim == 4 else out, (slice(None), slice(None)), ())
+        return Transform(sx, sy, -x1 * sx, -y1 * sy, (image.shape[1], image.shape[0]))
+
+    def _write(self, resized: np.ndarray, item: np.ndarray, content: tuple[slice, slice],
+               pads: tuple[tuple[slice, slice], ...]) -> None:
+        """One ufunc per channel: colour order, normalisation, dtype and layout, straight into ``item``."""
+        rows, cols = content
         for c, source_channel in enumerate(self._order):
             plane = self._channel(item, c)
             src = resized[:, :, source_channel]
@@ -100,9 +123,8 @@ class Preprocessor:
             else:
                 np.subtract(src, self._mean[c], out=dst, dtype=np.float32)
                 np.multiply(dst, self._inv_std[c], out=dst)
-            for pad_rows, pad_cols in plan.pads:
+            for pad_rows, pad_cols in pads:
                 plane[pad_rows, pad_cols] = self._pad[c]
-        return plan.transform
 
     def _channel(self, item: np.ndarray, c: int) -> np.ndarray:
         return item[c] if self.spec.layout == "nchw" else item[:, :, c]

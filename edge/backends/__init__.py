@@ -9,8 +9,10 @@ from edge.errors import UsageError
 BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt")
 
 
-def open_backend(bundle: Bundle, name: str = "auto", *, slots: int = 1, threads: int | None = None) -> Backend:
-    """Opens the bundle's model on the named backend.
+def open_backend(bundle: Bundle, name: str = "auto", *, slots: int = 1, threads: int | None = None,
+                 role: str = "model", input_shapes: dict[str, tuple[int, ...]] | None = None) -> Backend:
+    """Opens the bundle's model file ``role`` on the named backend, with inputs of ``input_shapes``
+    (default: the bundle's input spec).
 
     ``auto`` means the best backend this machine can run the bundle on. Until the TensorRT backend
     lands that is always ONNX Runtime on the CPU.
@@ -22,9 +24,8 @@ def open_backend(bundle: Bundle, name: str = "auto", *, slots: int = 1, threads:
                          "use --backend onnxruntime")
     from edge.backends.onnxruntime import OnnxRuntimeBackend
 
-    spec = bundle.input
-    return OnnxRuntimeBackend(bundle.file("model"), input_shapes={spec.name: spec.shape}, slots=slots,
-                              threads=threads)
+    shapes = input_shapes if input_shapes is not None else {bundle.input.name: bundle.input.shape}
+    return OnnxRuntimeBackend(bundle.file(role), input_shapes=shapes, slots=slots, threads=threads)
 
 
 __all__ = ["BACKEND_NAMES", "Backend", "Slot", "TensorInfo", "open_backend"]
