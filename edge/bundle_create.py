@@ -56,7 +56,8 @@ def model_input_spec(onnx: Path, *, input_size: tuple[int, int] | None = None, *
 def create_bundle(onnx: str | Path, out: str | Path, *, task: str, decoder: str, name: str | None = None,
                   labels: str | Path | None = None, thresholds: Thresholds | None = None,
                   decoder_args: Mapping[str, Any] | None = None, files: Mapping[str, str | Path] | None = None,
-                  input_size: tuple[int, int] | None = None, **input_options: Any):
+                  needs: Mapping[str, Any] | None = None, input_size: tuple[int, int] | None = None,
+                  **input_options: Any):
     """Copies ``onnx`` (and any extra ``files``, by role) into ``out`` and writes a validated bundle."""
     onnx = Path(onnx)
     if not onnx.is_file():
@@ -78,7 +79,7 @@ def create_bundle(onnx: str | Path, out: str | Path, *, task: str, decoder: str,
     bundle = write_bundle(
         out, name=name or onnx.stem, task=task, decoder=decoder, input=spec,
         labels=read_labels(labels) if labels else [], thresholds=thresholds or Thresholds(),
-        files=copied, decoder_args=decoder_args,
+        files=copied, decoder_args=decoder_args, needs=needs,
         provenance=provenance(str(onnx.resolve()), "edge bundle create", source_sha256=sha256_file(onnx)),
     )
     try:  # a bundle that is written is a bundle that runs: open it as replay would

@@ -57,7 +57,8 @@ def cmd_bundle_create(args: argparse.Namespace) -> int:
         args.onnx, args.out, task=args.task, decoder=args.decoder, name=args.name, labels=args.labels,
         thresholds=Thresholds(score=args.score, iou=args.iou),
         decoder_args={k: _json_value(v) for k, v in args.decoder_arg},
-        files=dict(args.file), input_size=args.input_size, layout=args.layout, color=args.color,
+        files=dict(args.file), needs={k: _json_value(v) for k, v in args.needs}, input_size=args.input_size,
+        layout=args.layout, color=args.color,
         resize=args.resize, pad_value=args.pad_value, mean=args.mean, std=args.std, dtype=args.dtype,
     )
     print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}) written to {bundle.root}")
@@ -68,7 +69,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from edge.replay import replay
 
     summary = replay(args.source, args.bundle, args.out, backend=args.backend, video=not args.no_video,
-                     realtime=args.realtime, threads=args.threads)
+                     realtime=args.realtime, threads=args.threads, save_masks=args.save_masks)
     print(f"{summary['frames']} frames at {summary['fps']} fps → {args.out}")
     return 0
 
@@ -142,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="decoder setting (VALUE is JSON or a string); repeatable")
     create.add_argument("--file", type=_key_value, action="append", default=[], metavar="ROLE=PATH",
                         help="extra file the decoder needs, e.g. anchors=anchors.npy; repeatable")
+    create.add_argument("--needs", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                        help="another bundle of the run this one works on: detector=NAME (top-down pose, "
+                             "per-box classification; with classes='[\"person\"]', min_score, expand, "
+                             "max_crops) or instances=NAME (panoptic); repeatable")
     create.set_defaults(func=cmd_bundle_create)
 
     compile_ = commands.add_parser("compile", parents=[common], help="PyTorch model → bundle")
@@ -161,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     replay.add_argument("--no-video", action="store_true", help="do not write annotated.mp4")
     replay.add_argument("--threads", type=int, help="inference threads (default: all usable CPUs)")
+    replay.add_argument("--save-masks", action="store_true",
+                        help="write each frame's class/instance/panoptic id maps as PNGs under OUT/<kind>/<bundle>/")
     replay.set_defaults(func=cmd_replay)
     return parser
 

@@ -46,7 +46,8 @@ class BlazeFaceDecoder(Decoder):
         self.unit = self.anchor_sizes / scale  # regressor unit → model pixels, per anchor
 
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Detections:
-        scores = 1.0 / (1.0 + np.exp(-np.clip(outputs[self.scores][0, :, 0], -SCORE_CLIP, SCORE_CLIP)))
+        logits = np.clip(outputs[self.scores][0, :, 0].astype(np.float64), -SCORE_CLIP, SCORE_CLIP)
+        scores = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
         candidates = np.flatnonzero(scores >= self.thresholds.score)
         if len(candidates) == 0:
             return Detections.empty()
@@ -59,5 +60,5 @@ class BlazeFaceDecoder(Decoder):
         scores = scores[candidates]
         keep = nms(boxes, scores, self.thresholds.iou, None, self.thresholds.max_detections)
         keypoints = np.concatenate([points[keep], np.repeat(scores[keep, None, None], self.landmarks, 1)], axis=2)
-        return Detections(transform.boxes_to_source(boxes[keep]), scores[keep].astype(np.float32),
+        return Detections(transform.boxes_to_source(boxes[keep]), scores[keep],
                           np.zeros(len(keep), np.int64), transform.points_to_source(keypoints))
