@@ -21,12 +21,10 @@ from torch import nn
 from edge.bundle import Bundle, InputSpec, provenance, sha256_file, write_bundle
 from edge.bundle_create import read_labels
 from edge.errors import BadInputError, UsageError
+from edge.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 OPSET = 17
 EXPORTER = "torchscript"
-# torchvision's ImageNet normalisation in a bundle's 0..255 pixel units.
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 Checkpoint = str | Path | Mapping[str, str | Path] | None  # one file, or one per network (role → file)
 
 

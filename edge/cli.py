@@ -87,6 +87,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkpoints(given: list[str]) -> str | dict[str, str] | None:
+    """``--checkpoint FILE`` once, or ``--checkpoint ROLE=FILE`` per network of a multi-network model (MTCNN)."""
+    if not given:
+        return None
+    if len(given) == 1 and "=" not in given[0]:
+        return given[0]
+    try:
+        pairs = [_key_value(item) for item in given]
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"--checkpoint: {e} (one FILE, or NETWORK=FILE for each network)") from None
+    if len({role for role, _ in pairs}) != len(pairs):
+        raise UsageError("--checkpoint: a network is given twice")
+    return dict(pairs)
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     try:
         from compile.build import compile_model
@@ -94,8 +109,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         if e.name not in COMPILE_EXTRA:
             raise
         raise UsageError(f"edge compile needs the compile extra (pip install 'edge[compile]'): {e}") from None
-    bundle = compile_model(args.model, args.out, task=args.task, checkpoint=args.checkpoint,
-                           labels=args.labels, name=args.name)
+    bundle = compile_model(args.model, args.out, task=args.task, checkpoint=_checkpoints(args.checkpoint),
+                           labels=args.labels, name=args.name, input_size=args.input_size)
     print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}, weights "
           f"{bundle.provenance.get('weights')}) written to {bundle.root}")
     return 0
@@ -150,12 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(func=cmd_bundle_create)
 
     compile_ = commands.add_parser("compile", parents=[common], help="PyTorch model → bundle")
-    compile_.add_argument("--model", required=True, help="torchvision model name, e.g. ssdlite320_mobilenet_v3_large")
-    compile_.add_argument("--checkpoint", help="state_dict file (torch.load weights_only); default: random weights")
+    compile_.add_argument("--model", required=True, help="torchvision model name (e.g. ssdlite320_mobilenet_v3_large, "
+                          "resnet18, lraspp_mobilenet_v3_large, maskrcnn_resnet50_fpn) or mtcnn")
+    compile_.add_argument("--checkpoint", action="append", default=[], metavar="[NETWORK=]FILE",
+                          help="state_dict file (torch.load weights_only); default: random weights. For MTCNN "
+                               "one per network: pnet=FILE rnet=FILE onet=FILE")
     compile_.add_argument("--task", required=True, choices=TASKS)
     compile_.add_argument("--out", required=True, help="bundle folder to write")
     compile_.add_argument("--labels", help="text file, one label per line (default: the model's own)")
     compile_.add_argument("--name", help="bundle name (default: the model name)")
+    compile_.add_argument("--input-size", type=_size, help="WIDTHxHEIGHT (default: the model family's)")
     compile_.set_defaults(func=cmd_compile)
 
     replay = commands.add_parser("replay", parents=[common], help="run recorded footage through bundles")

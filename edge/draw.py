@@ -16,14 +16,13 @@ import numpy as np
 
 from edge.results import BoxClasses, Classification, Detections, Poses, Segmentation
 
-# Tableau-20 in BGR: distinct, readable on video.
+# Tableau-10 in BGR: saturated, distinct, readable on video and as a mask tint (the light Tableau-20 shades
+# vanish in a mask over bright scenes).
 PALETTE = np.array([
     (180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148), (75, 86, 140),
-    (194, 119, 227), (127, 127, 127), (34, 189, 188), (207, 190, 23), (232, 199, 174), (120, 187, 255),
-    (138, 223, 152), (150, 152, 255), (213, 176, 197), (148, 156, 196), (210, 182, 247), (199, 199, 199),
-    (141, 219, 219), (229, 218, 158),
+    (194, 119, 227), (127, 127, 127), (34, 189, 188), (207, 190, 23),
 ], np.uint8)
-MASK_ALPHA = 0.45
+MASK_ALPHA = 0.5
 KEYPOINT_MIN_SCORE = 0.3  # keypoints below are not drawn (MoveNet's and the COCO demos' usual cut)
 # COCO-17 limbs (0-based keypoint ids: nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
 COCO_SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),

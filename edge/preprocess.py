@@ -15,6 +15,10 @@ import numpy as np
 
 from edge.bundle import InputSpec
 
+# The normalisation of ImageNet-trained models (torchvision's, most segmenters'), in 0..255 pixel units.
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
 
 @dataclass(frozen=True)
 class Transform:
