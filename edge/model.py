@@ -40,28 +40,17 @@ class Model:
         self.bundle = bundle
         self.timings = dict.fromkeys(STAGES, 0.0)
         decoder = DECODERS[bundle.decoder]
-        self.cascade: Cascade | None = None
-        if issubclass(decoder, Cascade):
-            opened: list[Backend] = []
-
-            def opener(role: str, shapes: dict[str, tuple[int, ...]]) -> Backend:
-                opened.append(open_backend(bundle, backend, threads=threads, role=role, input_shapes=shapes))
-                return opened[-1]
-
-            try:
-                self.cascade = decoder(bundle, opener)
-            except BaseException:
-                for each in opened:
-                    each.close()
-                raise
-            self.backend = opened[0]
+        self.backends: list[Backend] = []
+        self.cascade = self._open_cascade(decoder, backend, threads) if issubclass(decoder, Cascade) else None
+        if self.cascade is not None:
             return
         self.backend = open_backend(bundle, backend, threads=threads)
+        self.backends.append(self.backend)
         try:
             self._check_input()
             self.decoder = decoder(bundle, self.backend.outputs)
         except BaseException:
-            self.backend.close()
+            self.close()
             raise
         self.preprocess = Preprocessor(bundle.input)
         self.slot = self.backend.slots[0]
@@ -69,6 +58,20 @@ class Model:
             batch = bundle.needs.get("max_crops", crops.DEFAULT_MAX_CROPS)
             self.slot = self.backend.add_slot({bundle.input.name: (batch, *bundle.input.shape[1:])})
         self.input_buffer = self.slot.inputs[bundle.input.name]
+
+    def _open_cascade(self, cascade: type[Cascade], backend: str, threads: int | None) -> Cascade:
+        """The cascade, given a way to open the bundle's model files; this model owns what it opens."""
+        def opener(role: str, shapes: dict[str, tuple[int, ...]]) -> Backend:
+            self.backends.append(open_backend(self.bundle, backend, threads=threads, role=role, input_shapes=shapes))
+            return self.backends[-1]
+
+        try:
+            made = cascade(self.bundle, opener)
+        except BaseException:
+            self.close()
+            raise
+        self.backend = self.backends[0]
+        return made
 
     @property
     def name(self) -> str:
@@ -141,10 +144,8 @@ class Model:
         return result.to_event(self.bundle.label)
 
     def close(self) -> None:
-        if self.cascade is not None:
-            self.cascade.close()
-        else:
-            self.backend.close()
+        for backend in self.backends:
+            backend.close()
 
 
 class ModelSet:

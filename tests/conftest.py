@@ -73,3 +73,17 @@ def live_weights():
         return model.eval()
 
     return liven
+
+
+@pytest.fixture(scope="session")
+def mtcnn_bundle(assets, bundle_dir):
+    """MTCNN compiled from facenet-pytorch's weights (``edge compile --model mtcnn``, torch needed to build)."""
+    pytest.importorskip("torch")
+    from edge.bundle import load_bundle
+    from edge.cli import main
+
+    out = bundle_dir / "mtcnn"
+    checkpoints = [f"--checkpoint={net}={assets / f'models/detection/mtcnn_{net}.pt'}"
+                   for net in ("pnet", "rnet", "onet")]
+    assert main(["compile", "--model", "mtcnn", "--task", "detection", "--out", str(out), *checkpoints]) == 0
+    return load_bundle(out)

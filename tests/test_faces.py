@@ -39,16 +39,6 @@ def test_blazeface_finds_the_astronaut_with_six_landmarks(assets, astronaut, tmp
     assert right_eye[0] < nose[0] < left_eye[0]  # the subject's right eye is on the image's left
 
 
-@pytest.fixture(scope="module")
-def mtcnn_bundle(assets, tmp_path_factory):
-    pytest.importorskip("torch")  # compile needs it; the cascade itself does not
-    out = tmp_path_factory.mktemp("mtcnn") / "mtcnn"
-    checkpoints = [f"--checkpoint={net}={assets / f'models/detection/mtcnn_{net}.pt'}"
-                   for net in ("pnet", "rnet", "onet")]
-    assert main(["compile", "--model", "mtcnn", "--task", "detection", "--out", str(out), *checkpoints]) == 0
-    return load_bundle(out)
-
-
 def test_mtcnn_networks_load_strictly_and_export_like_the_reference(assets, mtcnn_bundle):
     """The paper's architectures take facenet-pytorch's state_dicts key for key, and the exported ONNX files
     compute what the reference exports in the assets compute, at several batch and pyramid sizes."""

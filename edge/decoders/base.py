@@ -80,23 +80,17 @@ class Decoder(DecoderBase, ABC):
 
 
 class Cascade(DecoderBase, ABC):
-    """Runs a bundle of several networks on a frame; fills ``timings`` with the stage seconds of its last call."""
+    """Runs a bundle of several networks on a frame; fills ``timings`` with the stage seconds of its last call.
+
+    ``open(role, input_shapes)`` opens one of the bundle's model files; the model runner owns (and closes)
+    what it opens.
+    """
 
     def __init__(self, bundle: Bundle, open_backend: BackendOpener):
         super().__init__(bundle)
-        self.backends: list[Backend] = []
-        self._open = open_backend
+        self.open = open_backend
         self.timings = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}
-
-    def open(self, role: str, input_shapes: dict[str, tuple[int, ...]]) -> Backend:
-        backend = self._open(role, input_shapes)
-        self.backends.append(backend)
-        return backend
 
     @abstractmethod
     def __call__(self, image: np.ndarray) -> Any:
         """Runs the cascade on one BGR frame; the result is in frame pixels."""
-
-    def close(self) -> None:
-        for backend in self.backends:
-            backend.close()
