@@ -45,9 +45,7 @@ def gather(bundle: Bundle, detections: Detections, results: Sequence[Any],
     """One frame result from the per-crop results of ``detections`` (already the chosen ones)."""
     if bundle.task == "pose":
         return _gather_poses(results, detections)
-    if bundle.task == "classification":
-        return _gather_classes(results, detections, detector_label)
-    raise ValueError(f"no per-box results for task '{bundle.task}'")
+    return _gather_classes(results, detections, detector_label)  # the only other task that takes a detector
 
 
 def _gather_poses(results: Sequence[Poses], detections: Detections) -> Poses:
@@ -62,8 +60,7 @@ def _gather_poses(results: Sequence[Poses], detections: Detections) -> Poses:
 
 def _gather_classes(results: Sequence[Classification], detections: Detections,
                     detector_label: Callable[[int], str]) -> BoxClasses:
-    k = len(results[0].class_ids) if results else 0
-    return BoxClasses(detections,
-                      np.stack([r.class_ids for r in results]) if results else np.zeros((0, k), np.int64),
-                      np.stack([r.scores for r in results]) if results else np.zeros((0, k), np.float32),
+    if not results:
+        return BoxClasses(detections, np.zeros((0, 0), np.int64), np.zeros((0, 0), np.float32), detector_label)
+    return BoxClasses(detections, np.stack([r.class_ids for r in results]), np.stack([r.scores for r in results]),
                       detector_label)

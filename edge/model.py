@@ -18,7 +18,7 @@ import numpy as np
 
 from edge import crops, panoptic
 from edge.backends import Backend, open_backend
-from edge.bundle import BUNDLE_FILE, Bundle, load_bundle
+from edge.bundle import BUNDLE_FILE, NEEDS_KEYS, Bundle, load_bundle
 from edge.decoders import DECODERS, Cascade
 from edge.draw import draw_results
 from edge.errors import BadInputError, UsageError
@@ -260,7 +260,7 @@ def _check_needs(bundles: Sequence[Bundle]) -> None:
     by_name = {b.name: b for b in bundles}
     for bundle in bundles:
         for key, upstream_name in bundle.needs.items():
-            if key not in ("detector", "instances"):
+            if key not in NEEDS_KEYS:
                 continue
             where = f"{bundle.root / BUNDLE_FILE}: field 'needs.{key}'"
             upstream = by_name.get(upstream_name)

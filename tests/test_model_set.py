@@ -111,3 +111,13 @@ def test_a_detector_cannot_take_needs(yolox_bundle, tmp_path):
     folder = copy_bundle(yolox_bundle, tmp_path / "yolox", needs={"detector": "other"})
     with pytest.raises(BadInputError, match="decoder 'yolox' runs on whole frames only"):
         load_bundle(folder)
+
+
+def test_bundle_create_writes_needs(assets, tmp_path):
+    out = tmp_path / "movenet_topdown"
+    onnx = assets / "models/pose/movenet_singlepose_lightning_int8_192x192.onnx"
+    assert main(["bundle", "create", "--onnx", str(onnx),
+                 "--task", "pose", "--decoder", "movenet", "--color", "rgb", "--resize", "stretch",
+                 "--needs", "detector=yolox_nano", "--needs", 'classes=["person"]', "--needs", "expand=1.3",
+                 "--out", str(out)]) == 0
+    assert load_bundle(out).needs == {"detector": "yolox_nano", "classes": ["person"], "expand": 1.3}

@@ -21,6 +21,7 @@ the frame covers is classified. ``decoder_args.upsample``:
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Mapping
 
 import cv2
@@ -52,9 +53,9 @@ class _ScoreMapDecoder(Decoder):
             raise self.bad(f"decoder_args.upsample must be one of {', '.join(UPSAMPLING)}, not '{self.upsample}'")
         self.background = self.arg("background_class", 0 if not self.multi_label else None)
 
+    @abstractmethod
     def classify(self, scores: np.ndarray, axis: int) -> np.ndarray:
         """Class map from scores whose class axis is ``axis``."""
-        raise NotImplementedError
 
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Segmentation:
         scores = outputs[self.output][0]
