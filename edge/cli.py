@@ -11,6 +11,7 @@ import json
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from edge import __version__
 from edge.bundle import RESIZES, TASKS, Thresholds
@@ -91,7 +92,7 @@ def _checkpoints(given: list[str]) -> str | dict[str, str] | None:
     """``--checkpoint FILE`` once, or ``--checkpoint ROLE=FILE`` per network of a multi-network model (MTCNN)."""
     if not given:
         return None
-    if len(given) == 1 and "=" not in given[0]:
+    if len(given) == 1 and ("=" not in given[0] or Path(given[0]).is_file()):
         return given[0]
     try:
         pairs = [_key_value(item) for item in given]
