@@ -1,88 +1,52 @@
-"""``edge compile``: a torchvision detection model (random weights or a checkpoint) → ONNX → bundle.
+"""``edge compile``: a PyTorch model (random weights or a checkpoint) → ONNX → bundle.
 
-Everything the device needs to reproduce torchvision's own pre- and post-processing is written into
+One table maps every model name to the task it does and the function that builds its bundle. Each
+family writes everything the device needs to reproduce the model's own pre- and post-processing into
 the bundle (input spec, anchors, decoder arguments, thresholds), so the runtime never imports torch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
-import torchvision
-
+from compile import mtcnn
+from compile import torchvision_classification as tvc
 from compile import torchvision_detection as tvd
-from compile.export import EXPORTER, OPSET, export_onnx
-from edge.bundle import Bundle, InputSpec, Thresholds, provenance, sha256_file, write_bundle
-from edge.bundle_create import read_labels
-from edge.errors import BadInputError, UsageError
+from compile import torchvision_rcnn as rcnn
+from compile import torchvision_segmentation as tvs
+from compile.export import Checkpoint, output_folder
+from edge.bundle import Bundle
+from edge.errors import UsageError
 
-# Model name → the task it does.
-SUPPORTED = {name: "detection" for name in tvd.SSD_MODELS}
-# The bundle's score threshold, as `edge bundle create` defaults: torchvision's own (0.001 or 0.01) is for
-# measuring mAP, and would fill every frame with hundreds of boxes.
-SCORE_THRESHOLD = 0.3
+Builder = Callable[..., Bundle]  # (model, out, *, checkpoint, labels, name, size) → bundle
+
+MODELS: dict[str, tuple[str, Builder]] = {
+    **{model: ("detection", tvd.compile_ssd) for model in tvd.SSD_MODELS},
+    **{model: ("classification", tvc.compile_classifier) for model in tvc.CLASSIFIERS},
+    **{model: ("segmentation", tvs.compile_segmenter) for model in tvs.SEGMENTERS},
+    **{model: ("segmentation", rcnn.compile_maskrcnn) for model in rcnn.MASK_RCNN},
+    **{model: ("pose", rcnn.compile_keypointrcnn) for model in rcnn.KEYPOINT_RCNN},
+    "mtcnn": ("detection", mtcnn.compile_mtcnn),
+}
 
 
-def compile_model(model: str, out: str | Path, *, task: str, checkpoint: str | Path | None = None,
-                  labels: str | Path | None = None, name: str | None = None) -> Bundle:
-    """Builds ``model`` (with ``checkpoint``'s weights, else seeded random ones) and writes its bundle to ``out``."""
+def compile_model(model: str, out: str | Path, *, task: str, checkpoint: Checkpoint = None,
+                  labels: str | Path | None = None, name: str | None = None,
+                  input_size: tuple[int, int] | None = None) -> Bundle:
+    """Builds ``model`` (with ``checkpoint``'s weights, else seeded random ones) and writes its bundle to ``out``.
+
+    ``checkpoint`` is one file, or for a model of several networks (MTCNN) a mapping network → file.
+    ``input_size`` (width, height) overrides the family's default input size where the model allows it.
+    """
     _check_supported(model, task)
-    net = tvd.ssd_model(model, checkpoint)
-    label_names = _labels(model, tvd.num_classes(net), labels)
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--out: cannot create {out} ({e.strerror})") from None
-
-    width, height = tvd.input_size(net)
-    spec = InputSpec(
-        name="images", shape=(1, 3, height, width), layout="nchw", color="rgb", dtype="float32",
-        resize="stretch", pad_value=0.0,
-        # torchvision normalises 0..1 images; a bundle's mean and std are in 0..255 pixel units.
-        mean=tuple(m * 255 for m in net.transform.image_mean), std=tuple(s * 255 for s in net.transform.image_std),
-    )
-    export_onnx(tvd.SsdHeads(net), torch.zeros(spec.shape), out / "model.onnx", input_name=spec.name,
-                output_names=tvd.OUTPUT_NAMES)
-    np.save(out / "anchors.npy", tvd.ssd_anchors(net))
-    return write_bundle(
-        out, name=name or model, task=task, decoder="ssd", input=spec, labels=label_names,
-        thresholds=Thresholds(score=SCORE_THRESHOLD, iou=net.nms_thresh, max_detections=net.detections_per_img),
-        files={"model": "model.onnx", "anchors": "anchors.npy"},
-        decoder_args={"box_coder_weights": list(net.box_coder.weights), "topk_candidates": net.topk_candidates,
-                      "background_class": 0},
-        provenance=_provenance(model, checkpoint),
-        extra={"compile": {"model": model, "opset": OPSET, "exporter": EXPORTER}},
-    )
+    builder = MODELS[model][1]
+    return builder(model, output_folder(out), checkpoint=checkpoint, labels=labels, name=name, size=input_size)
 
 
 def _check_supported(model: str, task: str) -> None:
-    supported = ", ".join(f"{m} ({t})" for m, t in SUPPORTED.items())
-    if model not in SUPPORTED:
+    supported = ", ".join(f"{m} ({t})" for m, (t, _) in MODELS.items())
+    if model not in MODELS:
         raise UsageError(f"--model: unknown model '{model}'; supported: {supported}")
-    if SUPPORTED[model] != task:
-        raise UsageError(f"--task: {model} is a {SUPPORTED[model]} model, not {task}; supported: {supported}")
-
-
-def _labels(model: str, classes: int, labels: str | Path | None) -> list[str]:
-    """The ``--labels`` file, else the COCO names for a 91-class model, else ``class_N``."""
-    if labels is not None:
-        names = read_labels(labels)
-        if len(names) != classes:
-            raise BadInputError(f"{labels}: {len(names)} labels, but the model has {classes} classes "
-                                f"(class 0 is the background)")
-        return names
-    if classes == tvd.COCO_CLASSES:
-        return tvd.coco_labels(model)
-    return [f"class_{i}" for i in range(classes)]
-
-
-def _provenance(model: str, checkpoint: str | Path | None) -> dict:
-    versions = {"torch": torch.__version__, "torchvision": torchvision.__version__}
-    if checkpoint is None:
-        return provenance(f"torchvision.models.detection.{model}", "edge compile", weights="random", **versions)
-    path = Path(checkpoint).resolve()
-    return provenance(str(path), "edge compile", weights="checkpoint", checkpoint=str(path),
-                      checkpoint_sha256=sha256_file(path), **versions)
+    if MODELS[model][0] != task:
+        raise UsageError(f"--task: {model} is a {MODELS[model][0]} model, not {task}; supported: {supported}")

@@ -24,6 +24,9 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.ssd import SSD
 
 from compile.checkpoint import load_weights, read_state_dict
+from compile.export import Checkpoint, export_onnx, resolve_labels, write_compiled
+from edge.bundle import Bundle, InputSpec, Thresholds
+from edge.errors import UsageError
 
 # Name → (builder, the COCO weights whose offline metadata names the 91 COCO classes; nothing is downloaded).
 SSD_MODELS = {
@@ -32,6 +35,35 @@ SSD_MODELS = {
 }
 COCO_CLASSES = 91
 OUTPUT_NAMES = ("bbox_regression", "cls_logits")
+# The bundle's score threshold, as `edge bundle create` defaults: torchvision's own (0.001 or 0.01) is for
+# measuring mAP, and would fill every frame with hundreds of boxes.
+SCORE_THRESHOLD = 0.3
+
+
+def compile_ssd(model: str, out: Path, *, checkpoint: Checkpoint, labels: str | Path | None, name: str | None,
+                size: tuple[int, int] | None) -> Bundle:
+    """Raw-head ONNX + anchors + the ``ssd`` decoder's settings: torchvision's own post-processing on the device."""
+    net = ssd_model(model, checkpoint)
+    width, height = input_size(net)
+    if size not in (None, (width, height)):
+        raise UsageError(f"--input-size: {model} is built for {width}x{height} (its anchors depend on it)")
+    spec = InputSpec(
+        name="images", shape=(1, 3, height, width), layout="nchw", color="rgb", dtype="float32",
+        resize="stretch", pad_value=0.0,
+        # torchvision normalises 0..1 images; a bundle's mean and std are in 0..255 pixel units.
+        mean=tuple(m * 255 for m in net.transform.image_mean), std=tuple(s * 255 for s in net.transform.image_std),
+    )
+    export_onnx(SsdHeads(net), torch.zeros(spec.shape), out / "model.onnx", input_name=spec.name,
+                output_names=OUTPUT_NAMES)
+    np.save(out / "anchors.npy", ssd_anchors(net))
+    return write_compiled(
+        out, model, checkpoint, name=name or model, task="detection", decoder="ssd", input=spec,
+        labels=resolve_labels(labels, num_classes(net), coco_labels(model)),
+        thresholds=Thresholds(score=SCORE_THRESHOLD, iou=net.nms_thresh, max_detections=net.detections_per_img),
+        files={"model": "model.onnx", "anchors": "anchors.npy"},
+        decoder_args={"box_coder_weights": list(net.box_coder.weights), "topk_candidates": net.topk_candidates,
+                      "background_class": 0},
+    )
 
 
 class SsdHeads(nn.Module):

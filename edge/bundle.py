@@ -31,6 +31,7 @@ LAYOUTS = ("nchw", "nhwc")
 COLORS = ("rgb", "bgr")
 DTYPES = ("float32", "uint8")
 RESIZES = ("letterbox", "letterbox-center", "stretch", "square-pad")
+NEEDS_KEYS = ("detector", "instances")  # what a bundle may take from another bundle on the same frame
 
 _number_list = {"type": "array", "items": {"type": "number"}, "minItems": 1}
 BUNDLE_SCHEMA: dict[str, Any] = {
@@ -71,7 +72,7 @@ BUNDLE_SCHEMA: dict[str, Any] = {
         },
         "files": {
             "type": "object",
-            "required": ["model"],
+            "minProperties": 1,
             "additionalProperties": {
                 "type": "object",
                 "required": ["path", "sha256"],
@@ -82,6 +83,22 @@ BUNDLE_SCHEMA: dict[str, Any] = {
             },
         },
         "provenance": {"type": "object"},
+        # Another bundle of the same run whose result this one works on (see edge.model.ModelSet):
+        # "detector" crops its boxes (top-down pose, per-box classification), "instances" merges its
+        # instance masks with this bundle's semantic map (panoptic).
+        "needs": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": {
+                "detector": {"type": "string", "minLength": 1},
+                "instances": {"type": "string", "minLength": 1},
+                "classes": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "min_score": {"type": "number", "minimum": 0, "maximum": 1},
+                "expand": {"type": "number", "minimum": 1},
+                "max_crops": {"type": "integer", "minimum": 1},
+            },
+        },
     },
 }
 
@@ -135,6 +152,7 @@ class Bundle:
     provenance: dict[str, Any]
     decoder_args: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
+    needs: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def file(self, role: str) -> Path:
@@ -204,7 +222,7 @@ def _from_doc(root: Path, doc: dict[str, Any]) -> Bundle:
         values = [float(v) for v in spec[key]]
         spec[key] = tuple(values * channels if len(values) == 1 else values)
     known = {"schema", "name", "task", "decoder", "decoder_args", "input", "labels", "thresholds", "files",
-             "provenance", "precision"}
+             "provenance", "precision", "needs"}
     return Bundle(
         root=root,
         name=doc["name"],
@@ -217,6 +235,7 @@ def _from_doc(root: Path, doc: dict[str, Any]) -> Bundle:
         files={role: entry["path"] for role, entry in doc["files"].items()},
         provenance=dict(doc["provenance"]),
         precision=doc.get("precision", "fp32"),
+        needs=dict(doc.get("needs", {})),
         extra={k: v for k, v in doc.items() if k not in known},
     )
 
@@ -231,6 +250,15 @@ def _check_decoder(bundle: Bundle, path: Path) -> None:
     if decoder.task != bundle.task:
         raise BadInputError(f"{path}: field 'task': decoder '{bundle.decoder}' is for task '{decoder.task}', "
                             f"not '{bundle.task}'")
+    for role in decoder.roles:
+        if role not in bundle.files:
+            raise BadInputError(f"{path}: field 'files.{role}' is required by decoder '{bundle.decoder}'")
+    kinds = [key for key in NEEDS_KEYS if key in bundle.needs]
+    if bundle.needs and len(kinds) != 1:
+        raise BadInputError(f"{path}: field 'needs': name exactly one of {', '.join(NEEDS_KEYS)}")
+    if bundle.needs and kinds[0] not in decoder.accepts:
+        takes = f"takes only {', '.join(decoder.accepts)}" if decoder.accepts else "runs on whole frames only"
+        raise BadInputError(f"{path}: field 'needs.{kinds[0]}': decoder '{bundle.decoder}' {takes}")
 
 
 def _check_file(root: Path, role: str, rel: str, expected: str, path: Path) -> None:
@@ -254,7 +282,8 @@ def provenance(source: str, tool: str, **details: Any) -> dict[str, Any]:
 def write_bundle(root: str | os.PathLike, *, name: str, task: str, decoder: str, input: InputSpec,
                  labels: list[str], thresholds: Thresholds, files: Mapping[str, str],
                  provenance: Mapping[str, Any], decoder_args: Mapping[str, Any] | None = None,
-                 precision: str = "fp32", extra: Mapping[str, Any] | None = None) -> Bundle:
+                 precision: str = "fp32", needs: Mapping[str, Any] | None = None,
+                 extra: Mapping[str, Any] | None = None) -> Bundle:
     """Writes ``bundle.json`` for files already inside ``root`` (hashing them) and loads it back.
 
     Loading back runs the same validation a device would, so a bundle that is written is a bundle that loads.
@@ -272,6 +301,7 @@ def write_bundle(root: str | os.PathLike, *, name: str, task: str, decoder: str,
         "thresholds": asdict(thresholds),
         "files": {role: {"path": rel, "sha256": sha256_file(root / rel)} for role, rel in files.items()},
         "provenance": dict(provenance),
+        **({"needs": dict(needs)} if needs else {}),
         **(extra or {}),
     }
     _write_json_atomic(root / BUNDLE_FILE, doc)

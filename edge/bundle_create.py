@@ -7,7 +7,7 @@ user says what the model cannot tell (colour order, resize, normalisation, decod
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,13 @@ def model_input_spec(onnx: Path, *, input_size: tuple[int, int] | None = None, *
 
 
 def create_bundle(onnx: str | Path, out: str | Path, *, task: str, decoder: str, name: str | None = None,
-                  labels: str | Path | None = None, thresholds: Thresholds | None = None,
+                  labels: str | Path | Sequence[str] | None = None, thresholds: Thresholds | None = None,
                   decoder_args: Mapping[str, Any] | None = None, files: Mapping[str, str | Path] | None = None,
-                  input_size: tuple[int, int] | None = None, **input_options: Any):
-    """Copies ``onnx`` (and any extra ``files``, by role) into ``out`` and writes a validated bundle."""
+                  needs: Mapping[str, Any] | None = None, input_size: tuple[int, int] | None = None,
+                  **input_options: Any):
+    """Copies ``onnx`` (and any extra ``files``, by role) into ``out`` and writes a validated bundle.
+
+    ``labels`` is a labels file or the labels themselves."""
     onnx = Path(onnx)
     if not onnx.is_file():
         raise BadInputError(f"{onnx}: no such ONNX file")
@@ -77,8 +80,9 @@ def create_bundle(onnx: str | Path, out: str | Path, *, task: str, decoder: str,
         shutil.copyfile(path, out / copied[role])
     bundle = write_bundle(
         out, name=name or onnx.stem, task=task, decoder=decoder, input=spec,
-        labels=read_labels(labels) if labels else [], thresholds=thresholds or Thresholds(),
-        files=copied, decoder_args=decoder_args,
+        labels=read_labels(labels) if isinstance(labels, (str, Path)) else list(labels or []),
+        thresholds=thresholds or Thresholds(),
+        files=copied, decoder_args=decoder_args, needs=needs,
         provenance=provenance(str(onnx.resolve()), "edge bundle create", source_sha256=sha256_file(onnx)),
     )
     try:  # a bundle that is written is a bundle that runs: open it as replay would

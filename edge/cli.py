@@ -74,7 +74,8 @@ def cmd_bundle_create(args: argparse.Namespace) -> int:
         args.onnx, args.out, task=args.task, decoder=args.decoder, name=args.name, labels=args.labels,
         thresholds=Thresholds(score=args.score, iou=args.iou),
         decoder_args={k: _json_value(v) for k, v in args.decoder_arg},
-        files=dict(args.file), input_size=args.input_size, layout=args.layout, color=args.color,
+        files=dict(args.file), needs={k: _json_value(v) for k, v in args.needs}, input_size=args.input_size,
+        layout=args.layout, color=args.color,
         resize=args.resize, pad_value=args.pad_value, mean=args.mean, std=args.std, dtype=args.dtype,
     )
     print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}) written to {bundle.root}")
@@ -88,7 +89,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     summary = replay(args.source, args.bundle, args.out, backend=args.backend, video=not args.no_video,
                      realtime=args.realtime, threads=args.threads, workers=args.workers,
                      decode=DecodeMode(args.decode) if args.decode else None, track=args.track,
-                     allow_build=not args.no_engine_build)
+                     allow_build=not args.no_engine_build, save_masks=args.save_masks)
     print(f"{summary['frames']} frames at {summary['fps']} fps → {args.out}")
     return 0
 
@@ -139,6 +140,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkpoints(given: list[str]) -> str | dict[str, str] | None:
+    """``--checkpoint FILE`` once, or ``--checkpoint ROLE=FILE`` per network of a multi-network model (MTCNN)."""
+    if not given:
+        return None
+    if len(given) == 1 and ("=" not in given[0] or Path(given[0]).is_file()):
+        return given[0]
+    try:
+        pairs = [_key_value(item) for item in given]
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"--checkpoint: {e} (one FILE, or NETWORK=FILE for each network)") from None
+    if len({role for role, _ in pairs}) != len(pairs):
+        raise UsageError("--checkpoint: a network is given twice")
+    return dict(pairs)
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     try:
         from compile.build import compile_model
@@ -146,8 +162,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         if e.name not in COMPILE_EXTRA:
             raise
         raise UsageError(f"edge compile needs the compile extra (pip install 'edge[compile]'): {e}") from None
-    bundle = compile_model(args.model, args.out, task=args.task, checkpoint=args.checkpoint,
-                           labels=args.labels, name=args.name)
+    bundle = compile_model(args.model, args.out, task=args.task, checkpoint=_checkpoints(args.checkpoint),
+                           labels=args.labels, name=args.name, input_size=args.input_size)
     print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}, weights "
           f"{bundle.provenance.get('weights')}) written to {bundle.root}")
     return 0
@@ -197,15 +213,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="decoder setting (VALUE is JSON or a string); repeatable")
     create.add_argument("--file", type=_key_value, action="append", default=[], metavar="ROLE=PATH",
                         help="extra file the decoder needs, e.g. anchors=anchors.npy; repeatable")
+    create.add_argument("--needs", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                        help="another bundle of the run this one works on: detector=NAME (top-down pose, "
+                             "per-box classification; with classes='[\"person\"]', min_score, expand, "
+                             "max_crops) or instances=NAME (panoptic); repeatable")
     create.set_defaults(func=cmd_bundle_create)
 
     compile_ = commands.add_parser("compile", parents=[common], help="PyTorch model → bundle")
-    compile_.add_argument("--model", required=True, help="torchvision model name, e.g. ssdlite320_mobilenet_v3_large")
-    compile_.add_argument("--checkpoint", help="state_dict file (torch.load weights_only); default: random weights")
+    compile_.add_argument("--model", required=True, help="torchvision model name (e.g. ssdlite320_mobilenet_v3_large, "
+                          "resnet18, lraspp_mobilenet_v3_large, maskrcnn_resnet50_fpn) or mtcnn")
+    compile_.add_argument("--checkpoint", action="append", default=[], metavar="[NETWORK=]FILE",
+                          help="state_dict file (torch.load weights_only); default: random weights. For MTCNN "
+                               "one per network: pnet=FILE rnet=FILE onet=FILE")
     compile_.add_argument("--task", required=True, choices=TASKS)
     compile_.add_argument("--out", required=True, help="bundle folder to write")
     compile_.add_argument("--labels", help="text file, one label per line (default: the model's own)")
     compile_.add_argument("--name", help="bundle name (default: the model name)")
+    compile_.add_argument("--input-size", type=_size, help="WIDTHxHEIGHT (default: the model family's)")
     compile_.set_defaults(func=cmd_compile)
 
     engine = commands.add_parser("build-engine", parents=[common],
@@ -236,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--no-engine-build", action="store_true",
                         help="never build a TensorRT engine at load: fall back to ONNX Runtime instead")
     replay.add_argument("--track", action="store_true", help="add track_id to detections (ByteTrack)")
+    replay.add_argument("--save-masks", action="store_true",
+                        help="write each frame's class/instance/panoptic id maps as PNGs under OUT/<kind>/<bundle>/")
     _add_pipeline_options(replay)
     replay.set_defaults(func=cmd_replay)
 

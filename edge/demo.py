@@ -1,21 +1,29 @@
-"""``edge demo``: the sample models on the sample footage, offline, on the CPU.
+"""``edge demo``: detection, segmentation and pose together on the sample footage, offline, on the CPU.
 
-Builds the bundles it needs from the shared assets (once; later runs reuse them), replays the sample
-video and prints what it found and where the output is.
+Builds the bundles it needs from the shared assets (once; later runs reuse them): YOLOX-nano (COCO
+detection), ESPNetv2 (VOC segmentation) and MoveNet run top-down on YOLOX's people. Then it replays the
+sample video through all three (each frame decoded once) and prints what it found and where the output is.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from edge.bundle import Thresholds, load_bundle
+from edge.bundle import Bundle, Thresholds, load_bundle
 from edge.bundle_create import create_bundle
 from edge.errors import BadInputError
+from edge.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from edge.replay import replay
 
 DEMO_VIDEO = "videos/one-by-one-person-detection.mp4"
 YOLOX = "models/detection/yolox_nano_416x416.onnx"
+ESPNET = "models/segmentation/espnetv2_s1.0_voc21_384x384.onnx"
+MOVENET = "models/pose/movenet_singlepose_lightning_int8_192x192.onnx"
+VOC_LABELS = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+              "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+              "tvmonitor")
 
 
 def find_assets(explicit: str | None = None) -> Path:
@@ -33,28 +41,57 @@ def find_assets(explicit: str | None = None) -> Path:
                         f"--assets DIR or EDGE_ASSETS=DIR")
 
 
-def yolox_bundle(assets: Path, out: Path):
-    """The YOLOX-nano COCO bundle, as the MANIFEST describes the export (BGR, 0..255, letterbox top-left)."""
-    folder = out / "yolox_nano"
+def _reuse_or_create(folder: Path, create: Callable[[], Bundle]) -> Bundle:
     if (folder / "bundle.json").is_file():
         try:
             return load_bundle(folder)
         except BadInputError:
             pass  # stale or damaged: rebuild it below
-    return create_bundle(assets / YOLOX, folder, task="detection", decoder="yolox", name="yolox_nano",
-                         labels=assets / "models/detection/coco80.names", thresholds=Thresholds(0.3, 0.45),
-                         color="bgr", resize="letterbox", pad_value=114.0)
+    return create()
+
+
+def yolox_bundle(assets: Path, out: Path) -> Bundle:
+    """The YOLOX-nano COCO bundle, as the MANIFEST describes the export (BGR, 0..255, letterbox top-left)."""
+    folder = out / "yolox_nano"
+    return _reuse_or_create(folder, lambda: create_bundle(
+        assets / YOLOX, folder, task="detection", decoder="yolox", name="yolox_nano",
+        labels=assets / "models/detection/coco80.names", thresholds=Thresholds(0.3, 0.45), color="bgr",
+        resize="letterbox", pad_value=114.0))
+
+
+def espnet_bundle(assets: Path, out: Path) -> Bundle:
+    """ESPNetv2 VOC-21 (RGB, ImageNet normalisation, plain resize to 384 × 384), per-pixel argmax."""
+    folder = out / "espnetv2_voc"
+    return _reuse_or_create(folder, lambda: create_bundle(
+        assets / ESPNET, folder, task="segmentation", decoder="softmax", name="espnetv2_voc", labels=VOC_LABELS,
+        color="rgb", resize="stretch", mean=IMAGENET_MEAN, std=IMAGENET_STD))
+
+
+def movenet_bundle(assets: Path, out: Path, detector: str = "yolox_nano") -> Bundle:
+    """MoveNet Lightning (NHWC uint8 RGB) run top-down on the ``detector`` bundle's people."""
+    folder = out / "movenet_topdown"
+    return _reuse_or_create(folder, lambda: create_bundle(
+        assets / MOVENET, folder, task="pose", decoder="movenet", name="movenet_topdown", color="rgb",
+        resize="stretch", thresholds=Thresholds(0.2, 0.45), needs={"detector": detector, "classes": ["person"]}))
+
+
+def demo_bundles(assets: Path, out: Path) -> list[Bundle]:
+    """Detection, segmentation and top-down pose, in the order they are reported."""
+    return [yolox_bundle(assets, out), espnet_bundle(assets, out), movenet_bundle(assets, out)]
 
 
 def run_demo(out: str | Path = "out/demo", assets: str | None = None) -> int:
     folder = find_assets(assets)
     out = Path(out)
-    bundle = yolox_bundle(folder, out / "bundles")
+    bundles = demo_bundles(folder, out / "bundles")
     video = folder / DEMO_VIDEO
-    print(f"edge demo: {bundle.name} on {video.name} (footage: Intel IoT DevKit sample-videos, CC-BY-4.0)")
-    summary = replay(str(video), [bundle.root], out)
-    print(f"  {summary['frames']} frames in {summary['wall_s']:.1f} s: {summary['fps']:.1f} fps "
-          f"({summary['backend']}, {summary['precision']})")
+    print(f"edge demo: {', '.join(b.name for b in bundles)} on {video.name} "
+          f"(footage: Intel IoT DevKit sample-videos, CC-BY-4.0)")
+    summary = replay(str(video), [b.root for b in bundles], out)
+    print(f"  {summary['frames']} frames ({summary['decoded_frames']} decoded) in {summary['wall_s']:.1f} s: "
+          f"{summary['fps']:.1f} fps ({summary['backend']}, {summary['precision']})")
+    print("  per bundle, alone: " + ", ".join(f"{name} {stats['fps']:.1f} fps"
+                                              for name, stats in summary["per_bundle"].items()))
     found = ", ".join(f"{label} {count}" for label, count in summary["labels"].items()) or "nothing"
     print(f"  detections: {found}")
     print("  latency p50/p99 ms: " + ", ".join(

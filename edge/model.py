@@ -1,7 +1,8 @@
-"""A bundle ready to run on frames: preprocess → backend → decoder, each stage timed.
+"""Bundles ready to run on frames: preprocess → backend → decoder, each stage timed.
 
 The runtime's equivalent of jetson-inference's ``detectNet``: one small object per loaded model, with
-the engine work (backend) split from the task work (decoder).
+the engine work (backend) split from the task work (decoder). :class:`ModelSet` runs several on one
+frame, sharing preprocessing and feeding bundles that need another's results.
 """
 
 from __future__ import annotations
@@ -9,34 +10,69 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge.backends import open_backend
-from edge.bundle import BUNDLE_FILE, Bundle, load_bundle
-from edge.decoders import DECODERS
-from edge.draw import draw_result
+from edge import crops, panoptic
+from edge.backends import Backend, open_backend
+from edge.bundle import BUNDLE_FILE, NEEDS_KEYS, Bundle, load_bundle
+from edge.decoders import DECODERS, Cascade
+from edge.draw import draw_results
 from edge.errors import BadInputError, UsageError
-from edge.preprocess import Preprocessor
+from edge.preprocess import Preprocessor, Transform
+from edge.results import Detections
 
 STAGES = ("preprocess", "infer", "postprocess")
 
 
 class Model:
-    """Runs one bundle on BGR frames. ``timings`` holds the last call's seconds per stage."""
+    """Runs one bundle on BGR frames. ``timings`` holds the last call's seconds per stage.
+
+    A bundle with ``needs.detector`` runs on crops (:meth:`on_boxes`); its slot holds a batch of
+    ``needs.max_crops`` crops when the model's batch dimension is dynamic, else one. A cascade bundle
+    (MTCNN) hands the frame to its decoder, which drives its own backends.
+    """
 
     def __init__(self, bundle: Bundle, backend: str = "auto", threads: int | None = None, *, slots: int = 1,
                  allow_build: bool = True):
         self.bundle = bundle
-        self.backend = open_backend(bundle, backend, slots=slots, threads=threads, allow_build=allow_build)
-        self._check_input()
-        self.preprocess = Preprocessor(bundle.input)
-        self.decoder = DECODERS[bundle.decoder](bundle, self.backend.outputs)
-        self.slot = self.backend.slots[0]
-        self.input_buffer = self.slot.inputs[bundle.input.name]
         self.timings = dict.fromkeys(STAGES, 0.0)
+        decoder = DECODERS[bundle.decoder]
+        self.backends: list[Backend] = []
+        self.cascade = self._open_cascade(decoder, backend, threads) if issubclass(decoder, Cascade) else None
+        if self.cascade is not None:
+            return
+        self.backend = open_backend(bundle, backend, slots=slots, threads=threads, allow_build=allow_build)
+        self.backends.append(self.backend)
+        try:
+            self._check_input()
+            self.decoder = decoder(bundle, self.backend.outputs)
+        except BaseException:
+            self.close()
+            raise
+        self.preprocess = Preprocessor(bundle.input)
+        self.slot = self.backend.slots[0]
+        if "detector" in bundle.needs and self.backend.inputs[0].shape[0] is None:
+            batch = bundle.needs.get("max_crops", crops.DEFAULT_MAX_CROPS)
+            self.slot = self.backend.add_slot({bundle.input.name: (batch, *bundle.input.shape[1:])})
+        self.input_buffer = self.slot.inputs[bundle.input.name]
+
+    def _open_cascade(self, cascade: type[Cascade], backend: str, threads: int | None) -> Cascade:
+        """The cascade, given a way to open the bundle's model files; this model owns what it opens."""
+        def opener(role: str, shapes: dict[str, tuple[int, ...]]) -> Backend:
+            self.backends.append(open_backend(self.bundle, backend, threads=threads, role=role, input_shapes=shapes))
+            return self.backends[-1]
+
+        try:
+            made = cascade(self.bundle, opener)
+        except BaseException:
+            self.close()
+            raise
+        self.backend = self.backends[0]
+        return made
 
     @property
     def name(self) -> str:
@@ -64,14 +100,32 @@ class Model:
 
     def __call__(self, image: np.ndarray) -> Any:
         """Runs the model on one BGR frame and returns the decoder's result in frame pixels."""
+        if self.cascade is not None:
+            result = self.cascade(image)
+            self.timings.update(self.cascade.timings)
+            return result
+        return self.finish(self.prepare(image))
+
+    def prepare(self, image: np.ndarray) -> Transform:
+        """Preprocesses the frame into the model's input buffer."""
         t0 = time.perf_counter()
         transform = self.preprocess(image, self.input_buffer)
-        t1 = time.perf_counter()
+        self.timings["preprocess"] = time.perf_counter() - t0
+        return transform
+
+    def adopt(self, other: Model) -> None:
+        """Takes ``other``'s prepared input (same input spec): one copy instead of preprocessing again."""
+        t0 = time.perf_counter()
+        np.copyto(self.input_buffer, other.input_buffer)
+        self.timings["preprocess"] = time.perf_counter() - t0
+
+    def finish(self, transform: Transform) -> Any:
+        """Inference and decoding of the prepared input."""
+        t0 = time.perf_counter()
         outputs = self.backend.run(self.slot)
-        t2 = time.perf_counter()
+        t1 = time.perf_counter()
         result = self.decoder(outputs, transform)
-        t3 = time.perf_counter()
-        self.timings["preprocess"], self.timings["infer"], self.timings["postprocess"] = t1 - t0, t2 - t1, t3 - t2
+        self.timings["infer"], self.timings["postprocess"] = t1 - t0, time.perf_counter() - t1
         return result
 
     def pipelined(self, images: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, Any]]:
@@ -95,17 +149,40 @@ class Model:
         if pending is not None:
             yield pending[0], self.decoder(self.backend.wait(pending[1]), pending[2])
 
+    def on_boxes(self, image: np.ndarray, boxes: np.ndarray) -> list[Any]:
+        """One result per box (frame pixels, any size): crops in batches of the slot's batch size."""
+        self.timings.update(dict.fromkeys(STAGES, 0.0))
+        results: list[Any] = []
+        for start in range(0, len(boxes), len(self.input_buffer)):
+            chunk = boxes[start:start + len(self.input_buffer)]
+            t0 = time.perf_counter()
+            transforms = [self.preprocess.crop(image, box, self.input_buffer[i]) for i, box in enumerate(chunk)]
+            t1 = time.perf_counter()
+            outputs = self.backend.run_first(self.slot, len(chunk))
+            t2 = time.perf_counter()
+            results.extend(self.decoder({k: v[i:i + 1] for k, v in outputs.items()}, transform)
+                           for i, transform in enumerate(transforms))
+            self.timings["preprocess"] += t1 - t0
+            self.timings["infer"] += t2 - t1
+            self.timings["postprocess"] += time.perf_counter() - t2
+        return results
+
     def to_event(self, result: Any) -> dict[str, Any]:
         return result.to_event(self.bundle.label)
 
     def close(self) -> None:
-        self.backend.close()
+        for backend in self.backends:
+            backend.close()
+
 
 class ModelSet:
     """Several bundles run on the same frame: the one call a stream loop makes per frame.
 
-    Results are keyed by bundle name, as events are. ``timings`` holds the last frame's seconds per stage,
-    summed over the models.
+    Results are keyed by bundle name, as events are. Whole-frame models with the same input spec share
+    one preprocessing (the first fills its input buffer, the others copy it). Bundles with ``needs`` run
+    after the bundle they name: ``needs.detector`` → on crops of its boxes; ``needs.instances`` → the
+    semantic map is merged with its instance masks into a panoptic map. ``timings`` holds the last frame's
+    seconds per stage summed over the models; ``timings_by_model`` the same per bundle.
     """
 
     def __init__(self, bundles: Sequence[Bundle], backend: str = "auto", threads: int | None = None, *,
@@ -113,6 +190,7 @@ class ModelSet:
         repeated = [name for name, count in Counter(b.name for b in bundles).items() if count > 1]
         if repeated:
             raise UsageError(f"--bundle: two bundles are named '{repeated[0]}'; event results are keyed by name")
+        _check_needs(bundles)
         self.models: list[Model] = []
         try:
             for bundle in bundles:
@@ -120,6 +198,10 @@ class ModelSet:
         except BaseException:
             self.close()
             raise
+        self._by_name = {m.name: m for m in self.models}
+        self._groups = _group_by_input([m for m in self.models if "detector" not in m.bundle.needs])
+        self._panoptic = [m for m in self.models if "instances" in m.bundle.needs]
+        self._on_boxes = [m for m in self.models if "detector" in m.bundle.needs]
         self.timings = dict.fromkeys(STAGES, 0.0)
 
     @classmethod
@@ -129,21 +211,57 @@ class ModelSet:
         return cls([load_bundle(d) for d in bundle_dirs], backend, threads, allow_build=allow_build)
 
     def __call__(self, image: np.ndarray) -> dict[str, Any]:
-        results = {}
+        results: dict[str, Any] = {}
+        for group in self._groups:
+            if group[0].cascade is not None:
+                results[group[0].name] = group[0](image)
+                continue
+            transform = group[0].prepare(image)
+            for model in group[1:]:
+                model.adopt(group[0])
+            for model in group:
+                results[model.name] = model.finish(transform)
+        for model in self._panoptic:
+            self._merge_instances(model, results)
+        for model in self._on_boxes:
+            results[model.name] = self._run_on_boxes(model, image, results)
         for stage in STAGES:
-            self.timings[stage] = 0.0
-        for model in self.models:
-            results[model.name] = model(image)
-            for stage, seconds in model.timings.items():
-                self.timings[stage] += seconds
-        return results
+            self.timings[stage] = sum(m.timings[stage] for m in self.models)
+        return {m.name: results[m.name] for m in self.models}
+
+    def _merge_instances(self, model: Model, results: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        upstream = self._by_name[model.bundle.needs["instances"]].bundle
+        semantic = results[model.name]
+        semantic.panoptic = panoptic.merge(semantic, results[upstream.name], model.bundle.labels, upstream.labels)
+        model.timings["postprocess"] += time.perf_counter() - t0
+
+    def _run_on_boxes(self, model: Model, image: np.ndarray, results: dict[str, Any]) -> Any:
+        needs = model.bundle.needs
+        detector = self._by_name[needs["detector"]].bundle
+        detections: Detections = results[detector.name]
+        chosen = detections.take(crops.choose(detections, needs, detector.label))
+        spec = model.bundle.input
+        expand = needs.get("expand", crops.DEFAULT_EXPAND[model.bundle.task])
+        per_box = model.on_boxes(image, crops.crop_boxes(chosen.boxes, spec.width / spec.height, expand))
+        t0 = time.perf_counter()
+        result = crops.gather(model.bundle, chosen, per_box, detector.label)
+        model.timings["postprocess"] += time.perf_counter() - t0
+        return result
+
+    @property
+    def timings_by_model(self) -> dict[str, dict[str, float]]:
+        return {m.name: m.timings for m in self.models}
 
     def to_events(self, results: dict[str, Any]) -> dict[str, Any]:
         return {model.name: model.to_event(results[model.name]) for model in self.models}
 
+    def maps(self, results: dict[str, Any]) -> dict[str, dict[str, np.ndarray]]:
+        """Per bundle, the frame's images worth saving (class ids, instance ids, panoptic ids) by kind."""
+        return {m.name: maps for m in self.models if (maps := results[m.name].maps())}
+
     def draw(self, image: np.ndarray, results: dict[str, Any]) -> None:
-        for model in self.models:
-            draw_result(image, results[model.name], model.bundle.label)
+        draw_results(image, [(results[m.name], m.bundle.label) for m in self.models])
 
     @property
     def backend_names(self) -> str:
@@ -156,3 +274,36 @@ class ModelSet:
     def close(self) -> None:
         for model in self.models:
             model.close()
+
+
+def _group_by_input(models: Sequence[Model]) -> list[list[Model]]:
+    """Models that can share one preprocessed input: same spec but for the tensor's name. Cascades run alone."""
+    groups: dict[object, list[Model]] = {}
+    for model in models:
+        key = id(model) if model.cascade is not None else replace(model.bundle.input, name="")
+        groups.setdefault(key, []).append(model)
+    return list(groups.values())
+
+
+def _check_needs(bundles: Sequence[Bundle]) -> None:
+    """Every ``needs`` names a bundle of this run that gives what is needed; one line naming the field if not."""
+    by_name = {b.name: b for b in bundles}
+    for bundle in bundles:
+        for key, upstream_name in bundle.needs.items():
+            if key not in NEEDS_KEYS:
+                continue
+            where = f"{bundle.root / BUNDLE_FILE}: field 'needs.{key}'"
+            upstream = by_name.get(upstream_name)
+            if upstream is None:
+                raise UsageError(f"{where}: no bundle named '{upstream_name}' in this run "
+                                 f"(bundles: {', '.join(by_name)}); add it with --bundle")
+            if key == "detector" and upstream.task != "detection":
+                raise UsageError(f"{where}: '{upstream_name}' is a {upstream.task} bundle, not a detector")
+            if key == "instances" and upstream.decoder != "maskrcnn":
+                raise UsageError(f"{where}: '{upstream_name}' has decoder '{upstream.decoder}'; panoptic "
+                                 f"merging needs instance masks (decoder maskrcnn)")
+        unknown = [c for c in bundle.needs.get("classes", []) if "detector" in bundle.needs
+                   and c not in by_name[bundle.needs["detector"]].labels]
+        if unknown:
+            raise UsageError(f"{bundle.root / BUNDLE_FILE}: field 'needs.classes': '{unknown[0]}' is not a label of "
+                             f"'{bundle.needs['detector']}'")

@@ -16,7 +16,7 @@ from edge.pipeline import Processed
 from edge.results import Detections
 from streams.http import FrameHub
 from streams.mqtt import MqttPublisher
-from streams.sinks import EventLog, VideoFileWriter
+from streams.sinks import EventLog, ImageFolderWriter, VideoFileWriter
 
 
 class EventsSink:
@@ -48,7 +48,7 @@ class VideoSink:
     def path_for(self, stream: str) -> Path:
         if not self.several:
             return self.out / "annotated.mp4"
-        return self.out / f"annotated-{re.sub(r'[^A-Za-z0-9_.-]+', '_', stream)}.mp4"
+        return self.out / f"annotated-{_safe(stream)}.mp4"
 
     def write(self, item: Processed) -> None:
         stream = item.frame.stream
@@ -60,6 +60,31 @@ class VideoSink:
     def close(self) -> None:
         for writer in self.writers.values():
             writer.close()
+
+
+class MapsSink:
+    """``--save-masks``: every frame's class, instance and panoptic id maps as lossless PNGs,
+    ``<kind>/<bundle>/<frame>.png`` (under ``<stream>/`` when there are several streams)."""
+
+    critical = True
+
+    def __init__(self, out: Path, several_streams: bool):
+        self.writer = ImageFolderWriter(out)
+        self.several = several_streams
+
+    def write(self, item: Processed) -> None:
+        prefix = f"{_safe(item.frame.stream)}/" if self.several else ""
+        for bundle, images in item.models.maps(item.results).items():
+            for kind, image in images.items():
+                self.writer.write(f"{prefix}{kind}/{bundle}/{item.frame.index:06d}.png", image)
+
+    def close(self) -> None:
+        pass
+
+
+def _safe(stream: str) -> str:
+    """A stream name usable in a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stream)
 
 
 class LabelCounter:

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.metrics import StageTimes
-from edge.model import ModelSet
+from edge.model import STAGES, ModelSet
 from edge.results import Detections
 from edge.tracker import ByteTracker
 from streams.board import FrameBoard
@@ -112,6 +112,7 @@ class Pipeline:
         self.sinks = list(sinks)
         self.stats = [StreamStats(feed) for feed in self.feeds]
         self.times = StageTimes()
+        self.per_bundle = {m.name: StageTimes() for m in self.workers[0].models}
         self.trackers: dict[tuple[int, str], ByteTracker] | None = {} if track else None
         self.sink_errors: dict[str, int] = {}
         self.errors: list[BaseException] = []
@@ -176,7 +177,8 @@ class Pipeline:
             order, frame = taken
             self._busy_since[worker] = time.monotonic()
             try:
-                self._done.put((order, frame, models(frame.image), dict(models.timings)))
+                results = models(frame.image)
+                self._done.put((order, frame, results, {n: dict(t) for n, t in models.timings_by_model.items()}))
             except Exception as e:  # handed to the dispatcher, which fails the run in frame order
                 self._done.put((order, frame, e, None))
             finally:
@@ -190,28 +192,28 @@ class Pipeline:
             if on_tick is not None:
                 on_tick()
             try:
-                order, frame, results, timings = self._done.get(timeout=_WAIT_S)
+                order, frame, results, by_model = self._done.get(timeout=_WAIT_S)
             except queue.Empty:
                 if not any(t.is_alive() for t in threads) and self._done.empty():
                     return
                 continue
             tie += 1
-            heapq.heappush(waiting, (order, tie, frame, results, timings))
+            heapq.heappush(waiting, (order, tie, frame, results, by_model))
             while waiting and waiting[0][0] == next_order:
-                _, _, frame, results, timings = heapq.heappop(waiting)
+                _, _, frame, results, by_model = heapq.heappop(waiting)
                 next_order += 1
                 try:
                     if isinstance(results, BaseException):
                         raise results
                     if not self.errors:
-                        self._deliver(frame, results, timings)
+                        self._deliver(frame, results, by_model)
                 except Exception as e:
                     self.errors.append(e)
                     self.stop()
                 finally:
                     self._room.release()
 
-    def _deliver(self, frame: Frame, results: dict[str, Any], timings: dict[str, float]) -> None:
+    def _deliver(self, frame: Frame, results: dict[str, Any], by_model: dict[str, dict[str, float]]) -> None:
         models = self.workers[0]
         if self.trackers is not None:
             self._track(frame.source, results)
@@ -229,6 +231,11 @@ class Pipeline:
                 self.sink_errors[name] = self.sink_errors.get(name, 0) + 1
                 if self.sink_errors[name] in (1, 10, 100) or self.sink_errors[name] % 1000 == 0:
                     log.warning("sink failed", extra={"sink": name, "error": str(e), "count": self.sink_errors[name]})
+        timings = {stage: sum(t[stage] for t in by_model.values()) for stage in STAGES}
+        for name, stages in by_model.items():
+            for stage, seconds in stages.items():
+                self.per_bundle[name].add(stage, seconds)
+            self.per_bundle[name].add("total", sum(stages.values()))
         now = time.monotonic()
         self.stats[frame.source].record(frame, timings, now)
         self.times.add("decode", frame.decode_s)
@@ -269,10 +276,19 @@ class Pipeline:
             "backend": models.backend_names,
             "precision": models.precisions,
             "latency_ms": {stage: latency[stage] for stage in SUMMARY_STAGES if stage in latency},
+            "decoded_frames": sum(feed.frames for feed in self.feeds),
+            "per_bundle": {name: _bundle_summary(times) for name, times in self.per_bundle.items()},
             "streams": {s.feed.name: {"frames": s.frames, "dropped": self.board.dropped[i],
                                       "reconnects": s.feed.reconnects, "state": s.feed.state.value}
                         for i, s in enumerate(self.stats)},
         }
+
+
+def _bundle_summary(times: StageTimes) -> dict[str, Any]:
+    """One bundle's stage latencies and the frame rate it would sustain alone (its stages only, no decode)."""
+    total = times.stages.get("total")
+    fps = round(total.count / total.total_s, 2) if total is not None and total.total_s > 0 else 0.0
+    return {"fps": fps, "latency_ms": times.summary()}
 
 
 def make_workers(bundles: Sequence[Any], backend: str = "auto", threads: int | None = None,

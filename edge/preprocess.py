@@ -19,6 +19,10 @@ import numpy as np
 
 from edge.bundle import InputSpec
 
+# The normalisation of ImageNet-trained models (torchvision's, most segmenters'), in 0..255 pixel units.
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
 
 @dataclass(frozen=True)
 class Transform:
@@ -99,10 +103,12 @@ class Preprocessor:
     >>> transform = pre(frame_bgr, backend_input_buffer)
     """
 
-    def __init__(self, spec: InputSpec):
+    def __init__(self, spec: InputSpec, interpolation: int = cv2.INTER_LINEAR):
         self.spec = spec
         self.norm = Normalisation.from_spec(spec)
+        self.interpolation = interpolation  # for whole frames; INTER_AREA where a pyramid shrinks them a lot
         self._plan: Plan | None = None
+        self._crop_scratch: np.ndarray | None = None
 
     def plan(self, width: int, height: int) -> Plan:
         """The plan for frames of this size (made on the first frame of a new size, then reused)."""
@@ -114,12 +120,55 @@ class Preprocessor:
         """Fills ``out`` (the model input, batch item 0 or a ``[C,H,W]``/``[H,W,C]`` view) from a BGR frame."""
         check_frame(image)
         plan = self.plan(image.shape[1], image.shape[0])
-        norm = self.norm
-        item = out[0] if out.ndim == 4 else out
         resized = image if plan.scratch is None else cv2.resize(
             image, (plan.scratch.shape[1], plan.scratch.shape[0]), dst=plan.scratch,
-            interpolation=cv2.INTER_LINEAR)
-        rows, cols = plan.content
+            interpolation=self.interpolation)
+        self._write(resized, out[0] if out.ndim == 4 else out, plan.content, plan.pads)
+        return plan.transform
+
+    def crop(self, image: np.ndarray, box: np.ndarray, out: np.ndarray) -> Transform:
+        """Fills ``out`` with the frame region ``box`` (x1, y1, x2, y2 in frame pixels; it may reach past the
+        frame, which reads as the pad value) stretched to the model input, for top-down pose, per-box
+        classification and cascades. Give a box of the input's aspect to avoid distortion.
+
+        A region that shrinks is averaged (``INTER_AREA`` on the whole-pixel region: bilinear sampling
+        would alias, and MTCNN then sees faces in the aliasing); one that grows is sampled exactly,
+        sub-pixel box and all, by one ``warpAffine``."""
+        x1, y1, x2, y2 = (float(v) for v in box)
+        width, height = self.spec.width, self.spec.height
+        if self._crop_scratch is None:
+            self._crop_scratch = np.empty((height, width, 3), np.uint8)
+        shrinks = x2 - x1 > width and y2 - y1 > height
+        if shrinks:
+            x1, y1, x2, y2 = (float(round(v)) for v in (x1, y1, x2, y2))
+            self._shrink(image, (int(x1), int(y1), int(x2), int(y2)))
+        sx, sy = width / max(x2 - x1, 1e-3), height / max(y2 - y1, 1e-3)
+        if not shrinks:
+            # Pixel centres, as cv2.resize aligns them: model index + 0.5 = (frame index + 0.5 - x1) * sx.
+            matrix = np.array([[sx, 0.0, (0.5 - x1) * sx - 0.5], [0.0, sy, (0.5 - y1) * sy - 0.5]])
+            cv2.warpAffine(image, matrix, (width, height), dst=self._crop_scratch, flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(self.spec.pad_value,) * 3)
+        self._write(self._crop_scratch, out[0] if out.ndim == 4 else out, (slice(None), slice(None)), ())
+        return Transform(sx, sy, -x1 * sx, -y1 * sy, (image.shape[1], image.shape[0]))
+
+    def _shrink(self, image: np.ndarray, box: tuple[int, int, int, int]) -> None:
+        """The whole-pixel region ``box`` (padded where it leaves the frame) area-averaged into the crop scratch."""
+        x1, y1, x2, y2 = box
+        h, w = image.shape[:2]
+        inside = image[min(max(y1, 0), h):max(min(y2, h), 0), min(max(x1, 0), w):max(min(x2, w), 0)]
+        if inside.size == 0:
+            self._crop_scratch[...] = self.spec.pad_value
+            return
+        pads = (max(-y1, 0), max(y2 - h, 0), max(-x1, 0), max(x2 - w, 0))
+        region = cv2.copyMakeBorder(inside, *pads, cv2.BORDER_CONSTANT, value=(self.spec.pad_value,) * 3) \
+            if any(pads) else inside
+        cv2.resize(region, (self.spec.width, self.spec.height), dst=self._crop_scratch, interpolation=cv2.INTER_AREA)
+
+    def _write(self, resized: np.ndarray, item: np.ndarray, content: tuple[slice, slice],
+               pads: tuple[tuple[slice, slice], ...]) -> None:
+        """One ufunc per channel: colour order, normalisation, dtype and layout, straight into ``item``."""
+        norm = self.norm
+        rows, cols = content
         for c, source_channel in enumerate(norm.order):
             plane = self._channel(item, c)
             src = resized[:, :, source_channel]
@@ -129,9 +178,8 @@ class Preprocessor:
             else:
                 np.subtract(src, norm.mean[c], out=dst, dtype=np.float32)
                 np.multiply(dst, norm.inv_std[c], out=dst)
-            for pad_rows, pad_cols in plan.pads:
+            for pad_rows, pad_cols in pads:
                 plane[pad_rows, pad_cols] = norm.pad[c]
-        return plan.transform
 
     def _channel(self, item: np.ndarray, c: int) -> np.ndarray:
         return item[c] if self.spec.layout == "nchw" else item[:, :, c]

@@ -1,4 +1,5 @@
-"""Where results go: an events file (JSON lines, flushed per frame) and an annotated video file."""
+"""Where results go: an events file (JSON lines, flushed per frame), an annotated video file, and per-frame
+images (masks) in folders."""
 
 from __future__ import annotations
 
@@ -96,3 +97,22 @@ class VideoFileWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ImageFolderWriter:
+    """Lossless PNGs under ``root``, one per ``write`` (e.g. ``masks/<bundle>/000012.png``); 8- or 16-bit
+    single-channel arrays are written as they are, so class and instance ids survive exactly."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._folders: set[Path] = set()
+        self.images = 0
+
+    def write(self, relative: str, image: np.ndarray) -> None:
+        path = self.root / relative
+        if path.parent not in self._folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(path.parent)
+        if not cv2.imwrite(str(path), image):
+            raise SinkError(f"{path}: cannot write the image")
+        self.images += 1

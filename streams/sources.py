@@ -47,7 +47,9 @@ class Frame:
 
 class Source(ABC):
     """A stream of frames. ``fps`` is the nominal rate (used for pacing and output video). ``live`` sources
-    produce frames whether or not anyone reads them, so a reader that falls behind must drop, not queue."""
+    produce frames whether or not anyone reads them, so a reader that falls behind must drop, not queue.
+    ``decoded`` counts the frames decoded so far, so a pipeline can show it decodes each frame once however
+    many models run."""
 
     live = False
 
@@ -55,6 +57,7 @@ class Source(ABC):
         self.name = name
         self.fps = fps
         self.source_id = source_id
+        self.decoded = 0
 
     @abstractmethod
     def __iter__(self) -> Iterator[Frame]:
@@ -89,6 +92,7 @@ class VideoFileSource(Source):
             ok, image = self.capture.read()
             if not ok:
                 break
+            self.decoded += 1
             pts_ms = self.capture.get(cv2.CAP_PROP_POS_MSEC)
             pts = pts_ms / 1000.0 if pts_ms >= 0 else index / self.fps
             yield Frame(image, index, pts, self.name, start, time.monotonic() - start, self.source_id)
@@ -117,6 +121,7 @@ class ImageSequenceSource(Source):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 raise SourceError(f"{path}: cannot read as an image (unsupported format or corrupt file)")
+            self.decoded += 1
             yield Frame(image, index, index / self.fps, self.name, start, time.monotonic() - start, self.source_id)
 
 

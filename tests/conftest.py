@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from edge import demo
 from edge.bundle import Thresholds
 from edge.bundle_create import create_bundle
 
@@ -22,10 +23,67 @@ def assets() -> Path:
 
 
 @pytest.fixture(scope="session")
-def yolox_bundle(assets, tmp_path_factory):
+def bundle_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bundles")
+
+
+@pytest.fixture(scope="session")
+def yolox_bundle(assets, bundle_dir):
     """YOLOX-nano COCO as the MANIFEST describes it: BGR, 0..255, letterbox top-left, pad 114."""
-    return create_bundle(assets / "models/detection/yolox_nano_416x416.onnx",
-                         tmp_path_factory.mktemp("bundles") / "yolox_nano", task="detection", decoder="yolox",
-                         name="yolox_nano", labels=assets / "models/detection/coco80.names",
-                         thresholds=Thresholds(score=0.3, iou=0.45), color="bgr", resize="letterbox",
-                         pad_value=114.0)
+    return demo.yolox_bundle(assets, bundle_dir)
+
+
+@pytest.fixture(scope="session")
+def espnet_bundle(assets, bundle_dir):
+    """ESPNetv2 VOC-21: RGB, ImageNet mean/std, plain resize to 384 × 384; per-pixel argmax."""
+    return demo.espnet_bundle(assets, bundle_dir)
+
+
+@pytest.fixture(scope="session")
+def movenet_topdown_bundle(assets, bundle_dir):
+    """MoveNet Lightning run on every person YOLOX-nano finds (needs.detector = yolox_nano)."""
+    return demo.movenet_bundle(assets, bundle_dir)
+
+
+@pytest.fixture(scope="session")
+def movenet_bundle(assets, bundle_dir):
+    """MoveNet Lightning on whole frames: NHWC uint8 RGB, padded to a square about the centre and resized to
+    192 × 192, as Google's ``tf.image.resize_with_pad`` does (the plain resize of the MANIFEST squeezes people
+    and loses a keypoint or two)."""
+    return create_bundle(assets / demo.MOVENET, bundle_dir / "movenet", task="pose", decoder="movenet",
+                         name="movenet", color="rgb", resize="letterbox-center", pad_value=0.0,
+                         thresholds=Thresholds(0.2, 0.45))
+
+
+@pytest.fixture(scope="session")
+def live_weights():
+    """A function that makes a randomly initialised torch model's activations survive: BatchNorm statistics
+    re-estimated on random images (torchvision's random init with unit running variance shrinks them
+    layer by layer to ~1e-10, where an export-parity check would only compare ties)."""
+    torch = pytest.importorskip("torch")
+
+    def liven(model, shape, seed=1):
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.reset_running_stats()
+                module.momentum = None  # a cumulative average: the statistics of exactly this batch
+        model.train()
+        with torch.no_grad():
+            model(torch.randn(*shape, generator=torch.Generator().manual_seed(seed)))
+        return model.eval()
+
+    return liven
+
+
+@pytest.fixture(scope="session")
+def mtcnn_bundle(assets, bundle_dir):
+    """MTCNN compiled from facenet-pytorch's weights (``edge compile --model mtcnn``, torch needed to build)."""
+    pytest.importorskip("torch")
+    from edge.bundle import load_bundle
+    from edge.cli import main
+
+    out = bundle_dir / "mtcnn"
+    checkpoints = [f"--checkpoint={net}={assets / f'models/detection/mtcnn_{net}.pt'}"
+                   for net in ("pnet", "rnet", "onet")]
+    assert main(["compile", "--model", "mtcnn", "--task", "detection", "--out", str(out), *checkpoints]) == 0
+    return load_bundle(out)

@@ -31,21 +31,36 @@ def person_runs(events, min_score=0.5, min_length=10):
 
 @pytest.mark.slow
 def test_demo_end_to_end(assets, tmp_path):
+    """The demo is the issue's three-bundle replay: YOLOX-nano, ESPNetv2 and MoveNet top-down on the sample
+    video, every frame decoded once and all three results in its one event line."""
     out = tmp_path / "demo"
     done = subprocess.run([sys.executable, "-m", "edge", "demo", "--out", str(out), "--assets", str(assets)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr
     assert str(out / "events.jsonl") in done.stdout and "person" in done.stdout
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert [e["frame"] for e in events] == list(range(1394))
+    assert all(list(e["results"]) == ["yolox_nano", "espnetv2_voc", "movenet_topdown"] for e in events)
     fraction, runs = person_runs(events)
     assert 0.3 < fraction < 0.95  # people on the frames where they walk through, not everywhere
     assert len(runs) >= 5  # one at a time: several separate walk-throughs
+    with_person = [e for e in events if any(d["label"] == "person" and d["score"] >= 0.5
+                                            for d in e["results"]["yolox_nano"]["detections"])]
+    segmented = [e["results"]["espnetv2_voc"]["class_fractions"].get("person", 0) > 0.005 for e in with_person]
+    posed = [len(e["results"]["movenet_topdown"]["poses"]) >= 1 for e in with_person]
+    assert np.mean(segmented) > 0.8 and np.mean(posed) > 0.8  # the person is segmented and posed too
+    empty = [e for e in events if not e["results"]["yolox_nano"]["detections"]]
+    assert empty and all(e["results"]["movenet_topdown"]["poses"] == [] for e in empty)  # no person, no pose
     video = cv2.VideoCapture(str(out / "annotated.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 1394
     assert (int(video.get(cv2.CAP_PROP_FRAME_WIDTH)), int(video.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (768, 432)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["frames"] == 1394 and summary["dropped"] == 0 and summary["fps"] > 0
+    assert summary["frames"] == summary["decoded_frames"] == 1394  # decoded once, counted by the source
+    assert summary["dropped"] == 0 and summary["fps"] > 0
+    per_bundle = summary["per_bundle"]
+    assert list(per_bundle) == ["yolox_nano", "espnetv2_voc", "movenet_topdown"]
+    assert all(stats["fps"] > summary["fps"] for stats in per_bundle.values())  # each alone beats all three
+    assert "per bundle, alone" in done.stdout
 
 
 def test_demo_without_assets_says_how_to_point_at_them(tmp_path):

@@ -31,10 +31,22 @@ PROBE = textwrap.dedent("""
 """)
 
 
-def test_import_and_replay_load_no_torch(yolox_bundle, assets, tmp_path):
+def test_import_and_replay_load_no_torch(yolox_bundle, espnet_bundle, movenet_topdown_bundle, assets, tmp_path):
+    """Detection, segmentation and top-down pose on one frame, masks saved, all without torch."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE, "replay", str(assets / "images/fastestdet_people_indoor.jpg"),
-         "--bundle", str(yolox_bundle.root), "--out", str(tmp_path)],
+         "--bundle", str(yolox_bundle.root), "--bundle", str(espnet_bundle.root),
+         "--bundle", str(movenet_topdown_bundle.root), "--out", str(tmp_path), "--save-masks"],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "events.jsonl").read_text().count("\n") == 1
+    assert (tmp_path / "masks/espnetv2_voc/000000.png").is_file()
+
+
+def test_the_mtcnn_cascade_runs_without_torch(mtcnn_bundle, assets, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "replay", str(assets / "images/skimage_astronaut_eileen_collins.png"),
+         "--bundle", str(mtcnn_bundle.root), "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert '"label":"face"' in (tmp_path / "events.jsonl").read_text()

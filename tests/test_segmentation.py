@@ -1,23 +1,24 @@
-"""The CPU segmentation reference (argmax + nearest resize back to the frame) and the host half of the GPU
-kernels: OpenCV's resampling tables, which the kernels read, checked against OpenCV itself on real frames."""
+"""Semantic segmentation: real models on real images, masks back at frame size through every resize mode,
+and the masks saved per frame."""
 
 from __future__ import annotations
 
-import tracemalloc
+import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 import pytest
 
-from edge.bundle import InputSpec
-from edge.gpu.preprocess import linear_taps
-from edge.gpu.segmentation import nearest_index
-from edge.preprocess import Preprocessor, Transform
-from edge.segmentation import ClassMap
+from edge.backends.base import TensorInfo
+from edge.bundle import Bundle, InputSpec, Thresholds
+from edge.bundle_create import create_bundle
+from edge.cli import main
+from edge.decoders import DECODERS
+from edge.model import Model, ModelSet
+from edge.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessor
 
-ESPNET = InputSpec("image", (1, 3, 384, 384), "nchw", "rgb", "float32", "stretch", 0.0,
-                   (123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
+PERSON = 15  # VOC
 
 
 @pytest.fixture(scope="module")
@@ -25,89 +26,91 @@ def people(assets):
     return cv2.imread(str(assets / "images/fastestdet_people_indoor.jpg"))
 
 
-@pytest.fixture(scope="module")
-def frames(assets):
-    capture = cv2.VideoCapture(str(assets / "videos/one-by-one-person-detection.mp4"))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, 120)
-    ok, frame = capture.read()
-    assert ok
-    return [frame, cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_CUBIC),
-            cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_CUBIC)]
+def test_espnet_person_mask_on_people_indoor(yolox_bundle, espnet_bundle, people):
+    models = ModelSet([yolox_bundle, espnet_bundle])
+    results = models(people)
+    events = models.to_events(results)
+    fractions = events["espnetv2_voc"]["class_fractions"]
+    assert 0.2 <= fractions["person"] <= 0.4, fractions  # MANIFEST: person ≈ 30 % of the pixels
+    assert all(value > 0 for value in fractions.values())
+    class_map = results["espnetv2_voc"].class_map
+    assert class_map.shape == people.shape[:2] and class_map.dtype == np.uint8
+    persons = [d for d in events["yolox_nano"]["detections"] if d["label"] == "person" and d["score"] >= 0.45]
+    assert len(persons) == 4
+    for person in persons:  # the mask covers much of every person YOLOX finds
+        x1, y1, x2, y2 = np.round(person["box"]).astype(int)
+        assert (class_map[y1:y2, x1:x2] == PERSON).mean() > 0.4, person
+    outside = np.ones(class_map.shape, bool)
+    for person in persons:
+        x1, y1, x2, y2 = np.round(person["box"]).astype(int)
+        outside[y1:y2, x1:x2] = False
+    assert (class_map[outside] == PERSON).mean() < 0.05  # and little outside them
 
 
-def test_class_map_of_real_logits(assets, people):
-    session = ort.InferenceSession(str(assets / "models/segmentation/espnetv2_s1.0_voc21_384x384.onnx"),
-                                   providers=["CPUExecutionProvider"])
-    tensor = np.zeros(ESPNET.shape, np.float32)
-    transform = Preprocessor(ESPNET)(people, tensor)
-    logits = session.run(None, {"image": tensor})[0][0]
-    out = np.empty(people.shape[:2], np.uint8)
-    ClassMap(21, 384, 384)(logits, transform, out)
-    expected = cv2.resize(np.argmax(logits, axis=0).astype(np.uint8), people.shape[1::-1],
-                          interpolation=cv2.INTER_NEAREST)
-    np.testing.assert_array_equal(out, expected)
-    assert 0.2 < (out == 15).mean() < 0.45  # VOC 15 = person: the MANIFEST saw about 30 % of the pixels
+def test_nearest_and_bilinear_upsampling_agree(espnet_bundle, people):
+    nearest = Model(replace(espnet_bundle, decoder_args={"upsample": "nearest"}))(people)
+    bilinear = Model(replace(espnet_bundle, decoder_args={"upsample": "bilinear"}))(people)
+    assert (nearest.class_map == bilinear.class_map).mean() > 0.97  # they differ along class edges only
+    np.testing.assert_allclose(nearest.fractions(), bilinear.fractions(), atol=0.01)
 
 
-def test_letterbox_padding_is_cropped_before_resizing():
-    logits = np.zeros((4, 8, 8), np.float32)
-    logits[3, :4, :] = 1.0  # the content (top half of a letterboxed input) is class 3
-    logits[2, 4:, :] = 1.0  # the padding below it would be class 2
-    transform = Transform(0.5, 0.5, 0.0, 0.0, (16, 8))  # a 16×8 frame fills the top 8×4 of the input
-    out = np.empty((8, 16), np.uint8)
-    ClassMap(4, 8, 8)(logits, transform, out)
-    assert (out == 3).all()
+def test_skin_clothes_hair_are_independent_masks(assets, yolox_bundle, tmp_path):
+    bundle = create_bundle(assets / "models/segmentation/pan_mnv3small_skin_clothes_hair_512x512.onnx",
+                           tmp_path / "parts", task="segmentation", decoder="sigmoid", name="parts",
+                           labels=["skin", "clothes", "hair"], color="rgb", resize="stretch", mean=IMAGENET_MEAN,
+                           std=IMAGENET_STD, thresholds=Thresholds(score=0.5, iou=0.45))
+    models = ModelSet([yolox_bundle, bundle])
+    image = cv2.imread(str(assets / "images/intel_frame_asl_person_upper_body.jpg"))
+    results = models(image)
+    fractions = models.to_events(results)["parts"]["class_fractions"]
+    assert set(fractions) == {"skin", "clothes", "hair"}
+    assert fractions["clothes"] > fractions["skin"] > 0.02  # a hoodie, a face and two hands
+    seg = results["parts"]
+    assert seg.multi_label and seg.class_map.max() < 8  # bit k = class k
+    (box,) = np.round(results["yolox_nano"].boxes[results["yolox_nano"].class_ids == 0]).astype(int)
+    person = np.zeros(seg.class_map.shape, bool)
+    person[box[1]:box[3], box[0]:box[2]] = True
+    for k in range(3):  # the parts are on the person
+        mask = (seg.class_map & (1 << k)) > 0
+        assert (mask & person).sum() >= 0.8 * mask.sum()
 
 
-def test_no_allocation_per_frame():
-    rng = np.random.default_rng(1)
-    logits = rng.standard_normal((21, 96, 96)).astype(np.float32)
-    transform = Transform(96 / 320, 96 / 240, 0.0, 0.0, (320, 240))
-    out = np.empty((240, 320), np.uint8)
-    mapper = ClassMap(21, 96, 96)
-    mapper(logits, transform, out)
-    tracemalloc.start()
-    for _ in range(5):
-        mapper(logits, transform, out)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    assert peak < 20_000, f"{peak} bytes allocated"
+def synthetic_bundle(spec: InputSpec, classes: int = 2) -> Bundle:
+    return Bundle(root=None, name="synthetic", task="segmentation", decoder="softmax", input=spec,
+                  labels=[f"c{i}" for i in range(classes)], thresholds=Thresholds(), files={}, provenance={},
+                  decoder_args={"upsample": "nearest"})
 
 
-def test_class_maps_are_uint8():
-    with pytest.raises(ValueError, match="1 to 256 classes"):
-        ClassMap(300, 8, 8)
+@pytest.mark.parametrize("resize", ["letterbox", "letterbox-center", "stretch", "square-pad"])
+@pytest.mark.parametrize("stride", [1, 4])
+def test_masks_map_back_through_every_resize(resize, stride):
+    """A rectangle of class 1 drawn into the frame comes back from model space at its frame position, and
+    letterbox padding never reaches the frame, for outputs at the input's resolution and 4× coarser."""
+    frame = np.zeros((432, 768, 3), np.uint8)  # not square: every resize mode places it differently
+    x1, y1, x2, y2 = 300, 100, 500, 400
+    frame[y1:y2, x1:x2] = 255
+    spec = InputSpec("x", (1, 3, 256, 320), resize=resize, pad_value=0.0)
+    canvas = np.empty(spec.shape, np.float32)
+    transform = Preprocessor(spec)(frame, canvas)
+    small = cv2.resize(canvas[0, 0], (spec.width // stride, spec.height // stride), interpolation=cv2.INTER_AREA)
+    logits = np.stack([np.full_like(small, 128), small])[None]  # class 1 where the frame was white
+    decoder = DECODERS["softmax"](synthetic_bundle(spec), [TensorInfo("logits", logits.shape, np.float32)])
+    class_map = decoder({"logits": logits}, transform).class_map
+    assert class_map.shape == frame.shape[:2]
+    truth = frame[..., 0] > 0
+    found = class_map == 1
+    iou = (truth & found).sum() / (truth | found).sum()
+    assert iou > (0.97 if stride == 1 else 0.9), iou
 
 
-def resample_as_the_kernel_does(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """``resample_linear`` of kernels.cu in NumPy: the integer arithmetic applied to :func:`linear_taps`."""
-    taps_x, taps_y = linear_taps(image.shape[1], width).astype(np.int64), linear_taps(image.shape[0], height)
-    pixels = image.astype(np.int64)
-    rows = pixels[:, taps_x[:, 0]] * taps_x[None, :, 2:3] + pixels[:, taps_x[:, 1]] * taps_x[None, :, 3:4]
-    top, bottom = rows[taps_y[:, 0]] >> 4, rows[taps_y[:, 1]] >> 4
-    weights = taps_y.astype(np.int64)[:, None, None]
-    value = (((weights[..., 2] * top) >> 16) + ((weights[..., 3] * bottom) >> 16) + 2) >> 2
-    return np.clip(value, 0, 255).astype(np.uint8)
-
-
-@pytest.mark.parametrize("size", [(416, 234), (640, 360), (416, 416), (384, 384), (1000, 700)])
-def test_linear_taps_reproduce_opencv_inter_linear(frames, size):
-    for frame in frames:
-        expected = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
-        difference = np.abs(resample_as_the_kernel_does(frame, *size).astype(int) - expected)
-        assert difference.max() <= 1
-        assert (difference == 0).mean() > 0.999, f"{frame.shape} → {size}: {(difference > 0).mean():.2%} differ"
-
-
-def test_linear_taps_at_scale_one_copy_the_frame(frames):
-    frame = frames[0]
-    np.testing.assert_array_equal(resample_as_the_kernel_does(frame, frame.shape[1], frame.shape[0]), frame)
-
-
-@pytest.mark.parametrize("source, target", [((384, 216), (1920, 1080)), ((416, 234), (1280, 720)),
-                                            ((384, 384), (640, 480)), ((512, 512), (100, 37))])
-def test_nearest_index_reproduces_opencv_inter_nearest(source, target):
-    class_map = np.random.default_rng(2).integers(0, 21, source[::-1], dtype=np.uint8)
-    expected = cv2.resize(class_map, target, interpolation=cv2.INTER_NEAREST)
-    picked = class_map[nearest_index(source[1], target[1])][:, nearest_index(source[0], target[0])]
-    np.testing.assert_array_equal(picked, expected)
+def test_save_masks_writes_the_class_map(yolox_bundle, espnet_bundle, assets, tmp_path):
+    image = assets / "images/fastestdet_people_indoor.jpg"
+    assert main(["replay", str(image), "--bundle", str(yolox_bundle.root), "--bundle", str(espnet_bundle.root),
+                 "--out", str(tmp_path), "--save-masks"]) == 0
+    mask = cv2.imread(str(tmp_path / "masks/espnetv2_voc/000000.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (480, 640) and mask.dtype == np.uint8
+    (event,) = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    fractions = event["results"]["espnetv2_voc"]["class_fractions"]
+    counts = np.bincount(mask.ravel(), minlength=21) / mask.size
+    assert fractions["person"] == pytest.approx(counts[PERSON], abs=1e-6)
+    assert not (tmp_path / "masks/yolox_nano").exists()  # a detector has no mask

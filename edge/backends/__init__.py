@@ -17,26 +17,29 @@ EXTRA_BACKENDS: dict[str, Callable[..., Backend]] = {}
 
 
 def open_backend(bundle: Bundle, name: str = "auto", *, slots: int = 1, threads: int | None = None,
-                 allow_build: bool = True) -> Backend:
-    """Opens the bundle's model on the named backend.
+                 allow_build: bool = True, role: str = "model",
+                 input_shapes: dict[str, tuple[int, ...]] | None = None) -> Backend:
+    """Opens the bundle's model file ``role`` on the named backend, with inputs of ``input_shapes``
+    (default: the bundle's input spec).
 
     ``auto`` means TensorRT when it runs here and the bundle has an engine for this machine (one that no
     longer fits is rebuilt from the bundle's ONNX if ``allow_build``), else ONNX Runtime on the CPU; the
-    reason is logged. ``tensorrt`` fails with one clear line where ``auto`` would fall back.
+    reason is logged. ``tensorrt`` fails with one clear line where ``auto`` would fall back. Engines are built
+    for the bundle's main model at its input spec only, so the other files of a multi-model bundle (MTCNN's
+    stages, opened by ``role``) and custom input shapes run on ONNX Runtime.
     """
     if name in EXTRA_BACKENDS:
         return EXTRA_BACKENDS[name](bundle, slots=slots, threads=threads)
     if name not in BACKEND_NAMES:
         raise UsageError(f"--backend: unknown backend '{name}' (choose from {', '.join(BACKEND_NAMES)})")
-    if name != "onnxruntime":
+    if name != "onnxruntime" and role == "model" and input_shapes is None:
         backend = _open_tensorrt(bundle, name, slots, allow_build)
         if backend is not None:
             return backend
     from edge.backends.onnxruntime import OnnxRuntimeBackend
 
-    spec = bundle.input
-    return OnnxRuntimeBackend(bundle.file("model"), input_shapes={spec.name: spec.shape}, slots=slots,
-                              threads=threads)
+    shapes = input_shapes if input_shapes is not None else {bundle.input.name: bundle.input.shape}
+    return OnnxRuntimeBackend(bundle.file(role), input_shapes=shapes, slots=slots, threads=threads)
 
 
 def _open_tensorrt(bundle: Bundle, name: str, slots: int, allow_build: bool) -> Backend | None:

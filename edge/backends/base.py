@@ -64,6 +64,17 @@ class Backend(ABC):
         self.submit(slot)
         return self.wait(slot)
 
+    def run_first(self, slot: Slot, count: int) -> dict[str, np.ndarray]:
+        """Synchronous inference on the first ``count`` items of a batched slot (a frame's crops rarely fill
+        the batch). This default runs the whole batch and trims the outputs; a backend that can run a
+        shorter batch overrides it."""
+        return {name: array[:count] for name, array in self.run(slot).items()}
+
+    def add_slot(self, input_shapes: dict[str, tuple[int, ...]]) -> Slot:
+        """A further slot whose inputs have other shapes, for a model with dynamic dimensions (an image
+        pyramid runs one network at several sizes). Backends that fix shapes at build time cannot."""
+        raise NotImplementedError(f"the {self.name} backend cannot add slots of other input shapes")
+
     def close(self) -> None:
         """Releases the model and its buffers; the backend is unusable afterwards."""
         self.slots = ()

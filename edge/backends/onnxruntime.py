@@ -74,6 +74,25 @@ class OnnxRuntimeBackend(Backend):
         shapes = {i.name: resolve_shape(i, (input_shapes or {}).get(i.name), batch) for i in self.inputs}
         self.slots = tuple(self._make_slot(n, shapes) for n in range(slots))
 
+    def add_slot(self, input_shapes: dict[str, tuple[int, ...]]) -> Slot:
+        shapes = {i.name: resolve_shape(i, input_shapes.get(i.name), 1) for i in self.inputs}
+        slot = self._make_slot(len(self.slots), shapes)
+        self.slots = (*self.slots, slot)
+        return slot
+
+    def run_first(self, slot: Slot, count: int) -> dict[str, np.ndarray]:
+        """Binds views of the first ``count`` items (no copy) for this run, then the full buffers again."""
+        if count == next(iter(slot.inputs.values())).shape[0]:
+            return self.run(slot)
+        binding = slot.handle
+        for name, array in slot.inputs.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array[:count]))
+        try:
+            return self.run(slot)  # a dynamic batch gives run-time output shapes: ORT allocates them afresh
+        finally:
+            for name, array in slot.inputs.items():
+                binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array))
+
     def _make_slot(self, index: int, shapes: dict[str, tuple[int, ...]]) -> Slot:
         binding = self.session.io_binding()
         inputs = {}

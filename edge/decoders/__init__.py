@@ -1,6 +1,16 @@
 """Decoders by name. Importing this package registers every decoder in :data:`DECODERS`."""
 
-from edge.decoders import boxes, ssd, yolox  # noqa: F401  (registration side effect)
-from edge.decoders.base import DECODERS, Decoder
+from edge.decoders import (  # noqa: F401  (registration side effect)
+    blazeface,
+    boxes,
+    classification,
+    mtcnn,
+    pose,
+    rcnn,
+    segmentation,
+    ssd,
+    yolox,
+)
+from edge.decoders.base import DECODERS, Cascade, Decoder
 
-__all__ = ["DECODERS", "Decoder"]
+__all__ = ["DECODERS", "Cascade", "Decoder"]

@@ -1,45 +1,51 @@
-"""The decoder interface and registry: one decoder per model output family, chosen by ``bundle.decoder``."""
+"""The decoder interface and registry: one decoder per model output family, chosen by ``bundle.decoder``.
+
+Most bundles hold one network: the model runner feeds it and the :class:`Decoder` reads its outputs. A
+:class:`Cascade` is for bundles whose networks run several times per frame, on inputs that depend on
+earlier results (MTCNN's image pyramid, then crops): it receives the frame and drives its own backends.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
-from edge.backends.base import TensorInfo
+from edge.backends.base import Backend, TensorInfo
 from edge.bundle import Bundle
 from edge.errors import BadInputError
 from edge.preprocess import Transform
 
-DECODERS: dict[str, type[Decoder]] = {}
+DECODERS: dict[str, type[DecoderBase]] = {}
+
+# (role, input shapes) → an opened backend; what a Cascade is given instead of outputs.
+BackendOpener = Callable[[str, dict[str, tuple[int, ...]]], Backend]
 
 
-def register(cls: type[Decoder]) -> type[Decoder]:
+def register(cls: type[DecoderBase]) -> type[DecoderBase]:
     """Class decorator: makes a decoder selectable by its ``name`` in ``bundle.json``."""
     DECODERS[cls.name] = cls
     return cls
 
 
-class Decoder(ABC):
-    """Turns raw model outputs into a result in source-frame pixels.
+class DecoderBase:
+    """What bundle validation reads from every registered decoder.
 
-    Everything that depends only on the model (grids, anchors, output names) is prepared in ``__init__``;
-    ``__call__`` runs per frame and must stay vectorised.
+    ``roles``: the model files the bundle must have. ``accepts``: which ``needs`` the decoder can work
+    with (``detector``: it runs on crops of another bundle's boxes; ``instances``: it merges another
+    bundle's instance masks into its own map).
     """
 
     name: ClassVar[str]
     task: ClassVar[str]
+    roles: ClassVar[tuple[str, ...]] = ("model",)
+    accepts: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, bundle: Bundle, outputs: Sequence[TensorInfo]):
+    def __init__(self, bundle: Bundle):
         self.bundle = bundle
         self.thresholds = bundle.thresholds
-        self.outputs = {o.name: o for o in outputs}
-
-    @abstractmethod
-    def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Any:
-        """Decodes one frame's outputs (batch item 0)."""
 
     def arg(self, key: str, default: Any) -> Any:
         return self.bundle.decoder_args.get(key, default)
@@ -48,6 +54,22 @@ class Decoder(ABC):
         """An error about this bundle's model or decoder arguments, naming the bundle."""
         return BadInputError(f"{self.bundle.root}: decoder '{self.name}': {what}")
 
+
+class Decoder(DecoderBase, ABC):
+    """Turns raw model outputs into a result in source-frame pixels.
+
+    Everything that depends only on the model (grids, anchors, output names) is prepared in ``__init__``;
+    ``__call__`` runs per frame and must stay vectorised.
+    """
+
+    def __init__(self, bundle: Bundle, outputs: Sequence[TensorInfo]):
+        super().__init__(bundle)
+        self.outputs = {o.name: o for o in outputs}
+
+    @abstractmethod
+    def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Any:
+        """Decodes one frame's outputs (batch item 0)."""
+
     def output_named(self, key: str, default: str) -> str:
         """The output name given by ``decoder_args[key]`` (default ``default``), checked against the model."""
         name = self.arg(key, default)
@@ -55,3 +77,20 @@ class Decoder(ABC):
             raise self.bad(f"the model has no output '{name}' (decoder_args.{key}); outputs are "
                            f"{', '.join(self.outputs)}")
         return name
+
+
+class Cascade(DecoderBase, ABC):
+    """Runs a bundle of several networks on a frame; fills ``timings`` with the stage seconds of its last call.
+
+    ``open(role, input_shapes)`` opens one of the bundle's model files; the model runner owns (and closes)
+    what it opens.
+    """
+
+    def __init__(self, bundle: Bundle, open_backend: BackendOpener):
+        super().__init__(bundle)
+        self.open = open_backend
+        self.timings = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}
+
+    @abstractmethod
+    def __call__(self, image: np.ndarray) -> Any:
+        """Runs the cascade on one BGR frame; the result is in frame pixels."""

@@ -1,0 +1,120 @@
+"""torchvision Keypoint R-CNN and Mask R-CNN, exported *with* their post-processing.
+
+The graph runs backbone, RPN and RoI heads (box NMS, per-class score threshold, keypoint heatmap
+decoding, RoIAlign mask head) and returns a run-time number N of people or instances: ``boxes``,
+``labels``, ``scores`` and ``keypoints``/``keypoints_scores`` or ``masks`` [N, 1, 28, 28]. Left out are
+torchvision's transform (normalisation becomes the bundle's input spec; the frame is letterboxed to the
+input, top left, as torchvision scales it) and the final mask pasting, which edge's ``maskrcnn`` decoder
+does in NumPy straight into the frame, exactly as ``paste_masks_in_image`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import WeightsEnum
+from torchvision.models import detection as tvd
+from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.image_list import ImageList
+
+from compile.checkpoint import load_weights, read_state_dict
+from compile.export import (
+    Checkpoint,
+    export_onnx,
+    imagenet_input,
+    resolve_labels,
+    single_checkpoint,
+    write_compiled,
+)
+from edge.bundle import Bundle, Thresholds
+from edge.errors import UsageError
+
+# Name → (builder, COCO weights whose offline metadata names the classes; nothing is downloaded).
+Family = dict[str, tuple[Callable[..., GeneralizedRCNN], WeightsEnum]]
+MASK_RCNN: Family = {
+    "maskrcnn_resnet50_fpn": (tvd.maskrcnn_resnet50_fpn, tvd.MaskRCNN_ResNet50_FPN_Weights.COCO_V1),
+    "maskrcnn_resnet50_fpn_v2": (tvd.maskrcnn_resnet50_fpn_v2, tvd.MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1),
+}
+KEYPOINT_RCNN: Family = {
+    "keypointrcnn_resnet50_fpn": (tvd.keypointrcnn_resnet50_fpn, tvd.KeypointRCNN_ResNet50_FPN_Weights.COCO_V1),
+}
+MASK_OUTPUTS = ("boxes", "labels", "scores", "masks")
+KEYPOINT_OUTPUTS = ("boxes", "labels", "scores", "keypoints", "keypoints_scores")
+INPUT_SIZE = (512, 512)
+SCORE_THRESHOLD = 0.5  # the bundle's (shown) threshold; the graph keeps torchvision's 0.05 for candidates
+PAD_VALUE = 114.5  # the ImageNet mean pixel, near enough: torchvision pads normalised images with zeros
+
+
+class RcnnHeads(nn.Module):
+    """The detector on a normalised image batch of one, without torchvision's transform: one frame in,
+    its detections out as a tuple in ``names`` order (boxes in input pixels, masks before pasting)."""
+
+    def __init__(self, model: GeneralizedRCNN, names: tuple[str, ...]):
+        super().__init__()
+        self.model = model
+        self.names = names
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        batch = ImageList(images, [(images.shape[-2], images.shape[-1])])
+        features = self.model.backbone(images)
+        proposals, _ = self.model.rpn(batch, features)
+        detections, _ = self.model.roi_heads(features, proposals, batch.image_sizes)
+        return tuple(detections[0][name] for name in self.names)
+
+
+def build_rcnn(model: str, size: tuple[int, int] = INPUT_SIZE, **options) -> GeneralizedRCNN:
+    """torchvision's architecture, seeded initialisation, offline, in eval mode; its transform set to the
+    bundle's input size so that running the whole torchvision model on an input-sized image (as the tests
+    do) resizes nothing. ``options`` go to the builder (e.g. ``num_classes``, ``box_score_thresh``)."""
+    torch.manual_seed(0)
+    builder, _ = {**MASK_RCNN, **KEYPOINT_RCNN}[model]
+    return builder(weights=None, weights_backbone=None, min_size=min(size), max_size=max(size), **options).eval()
+
+
+def rcnn_model(model: str, checkpoint: str | Path | None, size: tuple[int, int]) -> GeneralizedRCNN:
+    """The model with the checkpoint's weights (random without one), sized to its class count."""
+    if checkpoint is None:
+        return build_rcnn(model, size)
+    state_dict = read_state_dict(checkpoint)
+    scores = state_dict.get("roi_heads.box_predictor.cls_score.weight")
+    options = {"num_classes": scores.shape[0]} if scores is not None else {}
+    keypoints = state_dict.get("roi_heads.keypoint_predictor.kps_score_lowres.weight")
+    if keypoints is not None:
+        options["num_keypoints"] = keypoints.shape[1]
+    net = build_rcnn(model, size, **options)
+    load_weights(net, state_dict, checkpoint, model)
+    return net
+
+
+def _compile(model: str, out: Path, *, checkpoint: Checkpoint, labels: str | Path | None, name: str | None,
+             size: tuple[int, int] | None, task: str, decoder: str, outputs: tuple[str, ...],
+             families: Family) -> Bundle:
+    checkpoint = single_checkpoint(model, checkpoint)
+    width, height = size or INPUT_SIZE
+    if width % 32 or height % 32:
+        raise UsageError(f"--input-size: {width}x{height}; the FPN backbone needs multiples of 32")
+    net = rcnn_model(model, checkpoint, (width, height))
+    spec = imagenet_input("images", width, height, resize="letterbox", pad_value=PAD_VALUE)
+    export_onnx(RcnnHeads(net, outputs), torch.rand(spec.shape), out / "model.onnx", input_name=spec.name,
+                output_names=outputs)
+    classes = net.roi_heads.box_predictor.cls_score.out_features
+    return write_compiled(
+        out, model, checkpoint, name=name or model, task=task, decoder=decoder, input=spec,
+        labels=resolve_labels(labels, classes, families[model][1].meta["categories"]),
+        thresholds=Thresholds(score=SCORE_THRESHOLD, iou=net.roi_heads.nms_thresh,
+                              max_detections=net.roi_heads.detections_per_img),
+        files={"model": "model.onnx"},
+    )
+
+
+def compile_maskrcnn(model: str, out: Path, **options) -> Bundle:
+    return _compile(model, out, task="segmentation", decoder="maskrcnn", outputs=MASK_OUTPUTS, families=MASK_RCNN,
+                    **options)
+
+
+def compile_keypointrcnn(model: str, out: Path, **options) -> Bundle:
+    return _compile(model, out, task="pose", decoder="keypointrcnn", outputs=KEYPOINT_OUTPUTS,
+                    families=KEYPOINT_RCNN, **options)
