@@ -14,7 +14,7 @@ import torchvision
 
 from compile import torchvision_detection as tvd
 from compile.export import EXPORTER, OPSET, export_onnx
-from edge.bundle import Bundle, InputSpec, Thresholds, provenance, sha256_file, write_bundle
+from edge.bundle import Bundle, Thresholds, provenance, sha256_file, write_bundle
 from edge.bundle_create import read_labels
 from edge.errors import BadInputError, UsageError
 
@@ -37,13 +37,7 @@ def compile_model(model: str, out: str | Path, *, task: str, checkpoint: str | P
     except OSError as e:
         raise UsageError(f"--out: cannot create {out} ({e.strerror})") from None
 
-    width, height = tvd.input_size(net)
-    spec = InputSpec(
-        name="images", shape=(1, 3, height, width), layout="nchw", color="rgb", dtype="float32",
-        resize="stretch", pad_value=0.0,
-        # torchvision normalises 0..1 images; a bundle's mean and std are in 0..255 pixel units.
-        mean=tuple(m * 255 for m in net.transform.image_mean), std=tuple(s * 255 for s in net.transform.image_std),
-    )
+    spec = tvd.input_spec(net)
     export_onnx(tvd.SsdHeads(net), torch.zeros(spec.shape), out / "model.onnx", input_name=spec.name,
                 output_names=tvd.OUTPUT_NAMES)
     np.save(out / "anchors.npy", tvd.ssd_anchors(net))
@@ -51,8 +45,7 @@ def compile_model(model: str, out: str | Path, *, task: str, checkpoint: str | P
         out, name=name or model, task=task, decoder="ssd", input=spec, labels=label_names,
         thresholds=Thresholds(score=SCORE_THRESHOLD, iou=net.nms_thresh, max_detections=net.detections_per_img),
         files={"model": "model.onnx", "anchors": "anchors.npy"},
-        decoder_args={"box_coder_weights": list(net.box_coder.weights), "topk_candidates": net.topk_candidates,
-                      "background_class": 0},
+        decoder_args=tvd.decoder_args(net),
         provenance=_provenance(model, checkpoint),
         extra={"compile": {"model": model, "opset": OPSET, "exporter": EXPORTER}},
     )

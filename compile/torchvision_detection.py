@@ -24,6 +24,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.ssd import SSD
 
 from compile.checkpoint import load_weights, read_state_dict
+from edge.bundle import InputSpec
 
 # Name → (builder, the COCO weights whose offline metadata names the 91 COCO classes; nothing is downloaded).
 SSD_MODELS = {
@@ -103,6 +104,24 @@ def input_size(model: SSD) -> tuple[int, int]:
     """(width, height) every image is stretched to; torchvision's ``fixed_size`` is stored as (width, height)."""
     width, height = model.transform.fixed_size
     return width, height
+
+
+def input_spec(model: SSD) -> InputSpec:
+    """How the device feeds the model: stretched to its fixed size, RGB, normalised as torchvision does."""
+    width, height = input_size(model)
+    return InputSpec(
+        name="images", shape=(1, 3, height, width), layout="nchw", color="rgb", dtype="float32",
+        resize="stretch", pad_value=0.0,
+        # torchvision normalises 0..1 images; a bundle's mean and std are in 0..255 pixel units.
+        mean=tuple(m * 255 for m in model.transform.image_mean),
+        std=tuple(s * 255 for s in model.transform.image_std),
+    )
+
+
+def decoder_args(model: SSD) -> dict:
+    """The ``ssd`` decoder's settings that reproduce ``SSD.postprocess_detections``."""
+    return {"box_coder_weights": list(model.box_coder.weights), "topk_candidates": model.topk_candidates,
+            "background_class": 0}
 
 
 def ssd_anchors(model: SSD) -> np.ndarray:
