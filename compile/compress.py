@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -52,6 +53,15 @@ def compress(build: Callable[[], Network], out: Path, *, name: str, prune_config
     ``build`` is called for the teacher and again for the student (and once more on resume, to rebuild
     the pruned-but-untrained student for the report), so it must return the same weights every time.
     """
+    with warnings.catch_warnings():
+        # onnx2torch's modules warn about their own indexing and tracing at every export: not the user's concern
+        warnings.filterwarnings("ignore", module="onnx2torch")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        return _compress(build, out, name, prune_config, distill_config)
+
+
+def _compress(build: Callable[[], Network], out: Path, name: str, prune_config: PruneConfig | None,
+              distill_config: DistillConfig | None) -> Compressed:
     out.mkdir(parents=True, exist_ok=True)
     teacher, student = build(), build()
     seed = distill_config.seed if distill_config else 0
