@@ -47,12 +47,7 @@ def compile_ssd(model: str, out: Path, *, checkpoint: Checkpoint, labels: str | 
     width, height = input_size(net)
     if size not in (None, (width, height)):
         raise UsageError(f"--input-size: {model} is built for {width}x{height} (its anchors depend on it)")
-    spec = InputSpec(
-        name="images", shape=(1, 3, height, width), layout="nchw", color="rgb", dtype="float32",
-        resize="stretch", pad_value=0.0,
-        # torchvision normalises 0..1 images; a bundle's mean and std are in 0..255 pixel units.
-        mean=tuple(m * 255 for m in net.transform.image_mean), std=tuple(s * 255 for s in net.transform.image_std),
-    )
+    spec = input_spec(net)
     export_onnx(SsdHeads(net), torch.zeros(spec.shape), out / "model.onnx", input_name=spec.name,
                 output_names=OUTPUT_NAMES)
     np.save(out / "anchors.npy", ssd_anchors(net))
@@ -61,8 +56,7 @@ def compile_ssd(model: str, out: Path, *, checkpoint: Checkpoint, labels: str | 
         labels=resolve_labels(labels, num_classes(net), coco_labels(model)),
         thresholds=Thresholds(score=SCORE_THRESHOLD, iou=net.nms_thresh, max_detections=net.detections_per_img),
         files={"model": "model.onnx", "anchors": "anchors.npy"},
-        decoder_args={"box_coder_weights": list(net.box_coder.weights), "topk_candidates": net.topk_candidates,
-                      "background_class": 0},
+        decoder_args=decoder_args(net),
     )
 
 
@@ -135,6 +129,24 @@ def input_size(model: SSD) -> tuple[int, int]:
     """(width, height) every image is stretched to; torchvision's ``fixed_size`` is stored as (width, height)."""
     width, height = model.transform.fixed_size
     return width, height
+
+
+def input_spec(model: SSD) -> InputSpec:
+    """How the device feeds the model: stretched to its fixed size, RGB, normalised as torchvision does."""
+    width, height = input_size(model)
+    return InputSpec(
+        name="images", shape=(1, 3, height, width), layout="nchw", color="rgb", dtype="float32",
+        resize="stretch", pad_value=0.0,
+        # torchvision normalises 0..1 images; a bundle's mean and std are in 0..255 pixel units.
+        mean=tuple(m * 255 for m in model.transform.image_mean),
+        std=tuple(s * 255 for s in model.transform.image_std),
+    )
+
+
+def decoder_args(model: SSD) -> dict:
+    """The ``ssd`` decoder's settings that reproduce ``SSD.postprocess_detections``."""
+    return {"box_coder_weights": list(model.box_coder.weights), "topk_candidates": model.topk_candidates,
+            "background_class": 0}
 
 
 def ssd_anchors(model: SSD) -> np.ndarray:

@@ -162,11 +162,91 @@ def cmd_compile(args: argparse.Namespace) -> int:
         if e.name not in COMPILE_EXTRA:
             raise
         raise UsageError(f"edge compile needs the compile extra (pip install 'edge[compile]'): {e}") from None
+    if args.prune is not None or args.distill:
+        return _compile_compressed(args)
     bundle = compile_model(args.model, args.out, task=args.task, checkpoint=_checkpoints(args.checkpoint),
                            labels=args.labels, name=args.name, input_size=args.input_size)
     print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}, weights "
           f"{bundle.provenance.get('weights')}) written to {bundle.root}")
     return 0
+
+
+def _compile_compressed(args: argparse.Namespace) -> int:
+    """``--prune``/``--distill``: see compile/compress.py."""
+    import tempfile
+    from pathlib import Path
+
+    from compile.compress import compress
+    from compile.distill import DistillConfig
+    from compile.families import network_builder
+    from compile.prune import PruneConfig
+    from compile.report import format_table
+
+    try:
+        prune = None if args.prune is None else PruneConfig(
+            ratio=args.prune, importance=args.prune_importance, global_pruning=args.prune_global)
+        distill = None if not args.distill else DistillConfig(
+            sources=tuple(args.distill), frames=args.frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
+            temperature=args.temperature, seed=args.seed, freeze_backbone_epochs=args.freeze_backbone_epochs,
+            features=args.features, device=args.device, resume=args.resume,
+            mixup=args.task in ("classification", "segmentation") if args.mixup is None else args.mixup)
+    except ValueError as e:
+        raise UsageError(f"edge compile: {e}") from None
+    if prune is not None and prune.importance == "taylor" and distill is None:
+        raise UsageError("--prune-importance taylor: needs frames for its gradients; give --distill SOURCE")
+    checkpoint = _checkpoints(args.checkpoint)
+    if isinstance(checkpoint, dict):
+        raise UsageError("--checkpoint: --prune/--distill take one checkpoint file, not one per network")
+    with tempfile.TemporaryDirectory(prefix="edge-compile-") as scratch:
+        build = network_builder(
+            args.model, args.task, scratch=Path(scratch), checkpoint=checkpoint, input_size=args.input_size,
+            decoder=args.decoder, labels=args.labels, layout=args.layout, color=args.color, resize=args.resize,
+            pad_value=args.pad_value, mean=args.mean, std=args.std, dtype=args.dtype)
+        result = compress(build, Path(args.out), name=args.name or Path(args.model).stem,
+                          prune_config=prune, distill_config=distill)
+    print(format_table(result.rows, args.task))
+    where = f"bundle '{result.bundle.name}'" if result.bundle else f"{result.onnx} (no runtime decoder yet)"
+    print(f"{where} written to {args.out}")
+    return 0
+
+
+def _add_input_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """How an ONNX model is fed (``bundle create``, and ``compile`` of an ONNX file): the same flags for both.
+    ``compile`` takes no defaults, so its torchvision models keep their own."""
+    def default(value):
+        return value if defaults else None
+
+    parser.add_argument("--input-size", type=_size, help="WIDTHxHEIGHT (default: the model's)")
+    parser.add_argument("--layout", choices=("nchw", "nhwc"), help="default: from the model's input shape")
+    parser.add_argument("--color", choices=("rgb", "bgr"), default=default("rgb"))
+    parser.add_argument("--resize", choices=RESIZES, default=default("letterbox"))
+    parser.add_argument("--pad-value", type=float, default=default(114.0))
+    parser.add_argument("--mean", type=_floats, default=default((0.0,)), help="per channel, 0..255 units, model order")
+    parser.add_argument("--std", type=_floats, default=default((1.0,)), help="per channel, 0..255 units, model order")
+    parser.add_argument("--dtype", choices=("float32", "uint8"), help="default: the model's input type")
+
+
+def _add_compress_options(parser: argparse.ArgumentParser) -> None:
+    prune = parser.add_argument_group("pruning")
+    prune.add_argument("--prune", type=float, metavar="RATIO", help="remove this fraction of channels, e.g. 0.5")
+    prune.add_argument("--prune-importance", choices=("magnitude", "taylor"), default="magnitude",
+                       help="channel ranking: weight magnitude, or Taylor (gradients on --distill frames)")
+    prune.add_argument("--prune-global", action="store_true", help="rank channels across layers, not per layer")
+    distill = parser.add_argument_group("distillation (teacher: the original model; no labels needed)")
+    distill.add_argument("--distill", nargs="+", metavar="SOURCE", help="footage to distil on (videos, folders)")
+    distill.add_argument("--frames", type=int, default=200, help="frames sampled from the footage (default 200)")
+    distill.add_argument("--epochs", type=int, default=10)
+    distill.add_argument("--batch", type=int, default=8)
+    distill.add_argument("--lr", type=float, default=1e-3)
+    distill.add_argument("--temperature", type=float, default=2.0, help="KL temperature for class scores")
+    distill.add_argument("--seed", type=int, default=0)
+    distill.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint in --out")
+    distill.add_argument("--freeze-backbone-epochs", type=int, default=0, help="train the heads only at first")
+    distill.add_argument("--features", action="store_true", help="also distil the backbone's feature maps")
+    distill.add_argument("--mixup", action=argparse.BooleanOptionalAction,
+                         help="mix frames pairwise (default: on for classification and segmentation)")
+    distill.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--decoder", help="an ONNX --model: the decoder of its outputs, e.g. yolox")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,14 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--out", required=True, help="bundle folder to write")
     create.add_argument("--name", help="bundle name (default: the ONNX file's stem)")
     create.add_argument("--labels", help="text file, one label per line, in class-index order")
-    create.add_argument("--input-size", type=_size, help="WIDTHxHEIGHT (default: the model's)")
-    create.add_argument("--layout", choices=("nchw", "nhwc"), help="default: from the model's input shape")
-    create.add_argument("--color", choices=("rgb", "bgr"), default="rgb")
-    create.add_argument("--resize", choices=RESIZES, default="letterbox")
-    create.add_argument("--pad-value", type=float, default=114.0)
-    create.add_argument("--mean", type=_floats, default=(0.0,), help="per channel, 0..255 units, model order")
-    create.add_argument("--std", type=_floats, default=(1.0,), help="per channel, 0..255 units, model order")
-    create.add_argument("--dtype", choices=("float32", "uint8"), help="default: the model's input type")
+    _add_input_options(create, defaults=True)
     create.add_argument("--score", type=float, default=Thresholds.score, help="score threshold")
     create.add_argument("--iou", type=float, default=Thresholds.iou, help="NMS IoU threshold")
     create.add_argument("--decoder-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
@@ -221,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     compile_ = commands.add_parser("compile", parents=[common], help="PyTorch model → bundle")
     compile_.add_argument("--model", required=True, help="torchvision model name (e.g. ssdlite320_mobilenet_v3_large, "
-                          "resnet18, lraspp_mobilenet_v3_large, maskrcnn_resnet50_fpn) or mtcnn")
+                          "resnet18, lraspp_mobilenet_v3_large, maskrcnn_resnet50_fpn) or mtcnn; with "
+                          "--prune/--distill also a bundle folder or an ONNX file")
     compile_.add_argument("--checkpoint", action="append", default=[], metavar="[NETWORK=]FILE",
                           help="state_dict file (torch.load weights_only); default: random weights. For MTCNN "
                                "one per network: pnet=FILE rnet=FILE onet=FILE")
@@ -229,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--out", required=True, help="bundle folder to write")
     compile_.add_argument("--labels", help="text file, one label per line (default: the model's own)")
     compile_.add_argument("--name", help="bundle name (default: the model name)")
-    compile_.add_argument("--input-size", type=_size, help="WIDTHxHEIGHT (default: the model family's)")
+    _add_compress_options(compile_)
+    _add_input_options(compile_, defaults=False)
     compile_.set_defaults(func=cmd_compile)
 
     engine = commands.add_parser("build-engine", parents=[common],

@@ -59,7 +59,10 @@ def test_demo_end_to_end(assets, tmp_path):
     assert summary["dropped"] == 0 and summary["fps"] > 0
     per_bundle = summary["per_bundle"]
     assert list(per_bundle) == ["yolox_nano", "espnetv2_voc", "movenet_topdown"]
-    assert all(stats["fps"] > summary["fps"] for stats in per_bundle.values())  # each alone beats all three
+    # No speed comparison here (tests never assert on time): with parallel workers the combined rate can
+    # exceed what one bundle's own stage times allow alone. Only that each bundle was timed on every frame.
+    assert all(stats["fps"] > 0 and {"preprocess", "infer", "postprocess", "total"} <= set(stats["latency_ms"])
+               for stats in per_bundle.values())
     assert "per bundle, alone" in done.stdout
 
 

@@ -1,0 +1,59 @@
+"""An ONNX model as a PyTorch module (onnx2torch), so that an existing export can be pruned and distilled.
+
+Exports made for inference often hard-code the batch size in ``Reshape`` shapes (YOLOX flattens each head
+to ``[1, 85, -1]``); converted as is, a batch of eight would silently be folded into one long row of
+predictions. Such a leading ``1`` is rewritten to ``0`` — ONNX's "copy this dimension from the input" — so
+the module trains on batches and still exports back to the same graph for batch 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from edge.errors import BadInputError
+
+
+def convert_onnx(path: str | Path) -> nn.Module:
+    """The ONNX file as an ``fx.GraphModule`` in eval mode, batch-agnostic (see the module docstring)."""
+    from onnx2torch import convert  # imported here: only this path needs it
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # protobuf and file errors alike
+        raise BadInputError(f"{path}: not a loadable ONNX model ({e})") from None
+    _free_reshape_batch(model)
+    try:
+        return convert(model).eval()
+    except NotImplementedError as e:  # onnx2torch names the operator it lacks
+        raise BadInputError(f"{path}: onnx2torch cannot convert it: {e}") from None
+
+
+def _free_reshape_batch(model: onnx.ModelProto) -> None:
+    initializers = {tensor.name: tensor for tensor in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2 or node.input[1] not in initializers:
+            continue
+        tensor = initializers[node.input[1]]
+        shape = numpy_helper.to_array(tensor)
+        if shape.ndim == 1 and len(shape) > 1 and shape[0] == 1 and not np.any(shape[1:] == 0):
+            shape = shape.copy()
+            shape[0] = 0
+            tensor.CopyFrom(numpy_helper.from_array(shape, tensor.name))
+
+
+def max_abs_difference(module: nn.Module, path: str | Path, example: np.ndarray) -> float:
+    """Largest absolute difference between the module and ONNX Runtime on ``example`` over all outputs."""
+    from edge.backends.onnxruntime import open_session
+
+    session = open_session(Path(path), threads=None)
+    reference = session.run(None, {session.get_inputs()[0].name: example})
+    with torch.no_grad():
+        outputs = module(torch.from_numpy(example))
+    outputs = (outputs,) if isinstance(outputs, torch.Tensor) else tuple(outputs)
+    return max(float(np.abs(ours.numpy() - theirs).max()) for ours, theirs in zip(outputs, reference))

@@ -1,0 +1,156 @@
+"""Structured channel pruning of any ``nn.Module`` with Torch-Pruning's dependency graph.
+
+Whole channels are removed (with every layer coupled to them: BatchNorm, depthwise convs, residual adds,
+concatenations), so the exported ONNX and the engine really get smaller, unlike masking weights to zero.
+
+What must keep its width is found, not listed: every layer whose output reaches a model output through
+width-preserving operations only (reshape, concat, add, activation, BatchNorm, pooling, resampling) sets
+the model's contract — class and box heads, a segmentation classifier, a classifier's ``fc``, YOLOX's
+prediction convs — so :func:`output_layers` walks the traced graph back from the outputs and stops at the
+first convolution or linear layer on each path. A model family may add hints (``keep``) on top.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+IMPORTANCES = ("magnitude", "taylor")
+# Layers that open a pruning group (Torch-Pruning's own default root types).
+ROOT_TYPES = (nn.modules.conv._ConvNd, nn.Linear, nn.LSTM)
+
+# One pruning step, as Torch-Pruning records it: (module name, output channels?, channel indices).
+PruningHistory = list[tuple[str, bool, list[int]]]
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """How much and what to prune (``edge compile --prune``)."""
+
+    ratio: float = 0.5  # fraction of the channels of every prunable group to remove
+    importance: str = "magnitude"  # "magnitude" (L2 of the weights) or "taylor" (|weight × gradient|)
+    global_pruning: bool = False  # rank channels across layers instead of removing `ratio` of each layer
+    layer_ratios: Mapping[str, float] = field(default_factory=dict)  # module name → its own ratio
+    max_layer_ratio: float = 0.9  # global pruning never thins one layer more than this
+    round_to: int | None = None  # keep channel counts a multiple of this (tensor cores like 8)
+    taylor_batches: int = 4  # batches whose gradients Taylor importance accumulates
+
+    def __post_init__(self):
+        if not 0 < self.ratio < 1:
+            raise ValueError(f"pruning ratio must be between 0 and 1, not {self.ratio}")
+        if self.importance not in IMPORTANCES:
+            raise ValueError(f"importance must be one of {', '.join(IMPORTANCES)}, not '{self.importance}'")
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What pruning did, for the bundle's report and for replaying it on a fresh copy of the model."""
+
+    history: PruningHistory
+    kept_layers: list[str]  # layers whose output width was left alone
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+
+    def to_json(self, config: PruneConfig) -> dict[str, Any]:
+        return {"ratio": config.ratio, "importance": config.importance, "global": config.global_pruning,
+                "layer_ratios": dict(config.layer_ratios), "kept_layers": self.kept_layers,
+                "params": [self.params_before, self.params_after], "macs": [self.macs_before, self.macs_after],
+                "history": self.history}
+
+
+def dependency_graph(model: nn.Module, example: Any) -> tp.DependencyGraph:
+    with warnings.catch_warnings():  # unknown parameter-free ops are treated as element-wise, which is right here
+        warnings.simplefilter("ignore")
+        return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+
+
+def output_layers(graph: tp.DependencyGraph) -> list[nn.Module]:
+    """The convolution/linear layers whose output channels reach a model output without passing another one.
+
+    Graph nodes without consumers are the model outputs; from each, the walk follows inputs through every
+    parameter-free or width-preserving op and stops at the first root layer on the path.
+    """
+    stack = [node for node in graph.module2node.values() if not node.outputs]
+    seen, found = set(), []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node.module, ROOT_TYPES):
+            found.append(node.module)
+        else:
+            stack.extend(node.inputs)
+    return found
+
+
+def prune(model: nn.Module, example: Any, config: PruneConfig, *, keep: Sequence[str] = (),
+          gradient_losses: Callable[[nn.Module], Iterable[torch.Tensor]] | None = None) -> PruneResult:
+    """Prunes ``model`` in place. ``keep`` names extra modules whose output width must not change.
+
+    Taylor importance needs gradients: ``gradient_losses(model)`` yields scalar losses (no labels needed,
+    see :mod:`compile.losses`), ``config.taylor_batches`` of which are back-propagated before ranking.
+    """
+    model.eval()
+    params_before, macs_before = cost(model, example)
+    graph = dependency_graph(model, example)
+    names = dict(model.named_modules())
+    kept = output_layers(graph) + [names[name] for name in keep]
+    if config.importance == "taylor":
+        if gradient_losses is None:
+            raise ValueError("Taylor importance needs gradient_losses")
+        _accumulate_gradients(model, gradient_losses, config.taylor_batches)
+    importance = tp.importance.GroupTaylorImportance() if config.importance == "taylor" else \
+        tp.importance.GroupMagnitudeImportance(p=2)
+    pruner = tp.pruner.BasePruner(
+        model, example, importance=importance, pruning_ratio=config.ratio,
+        pruning_ratio_dict={names[name]: ratio for name, ratio in config.layer_ratios.items()} or None,
+        global_pruning=config.global_pruning, max_pruning_ratio=config.max_layer_ratio,
+        ignored_layers=kept, round_to=config.round_to,
+        # BasePruner's defaults for these are shared dicts that it mutates: fresh ones keep runs independent.
+        in_channel_groups={}, out_channel_groups={}, num_heads={}, channel_groups={},
+    )
+    pruner.step()
+    model.zero_grad(set_to_none=True)
+    params_after, macs_after = cost(model, example)
+    module_names = {module: name for name, module in names.items()}
+    return PruneResult(history=_plain_history(pruner.pruning_history()),
+                       kept_layers=sorted(module_names[m] for m in set(kept)),
+                       params_before=params_before, params_after=params_after,
+                       macs_before=macs_before, macs_after=macs_after)
+
+
+def replay(model: nn.Module, example: Any, history: PruningHistory) -> nn.Module:
+    """Applies a stored pruning history to a fresh copy of the unpruned model, so its pruned weights load."""
+    model.eval()
+    dependency_graph(model, example).load_pruning_history([list(step) for step in history])
+    return model
+
+
+def cost(model: nn.Module, example: Any) -> tuple[int, int]:
+    """(parameters, multiply-accumulates) of one forward pass on ``example``."""
+    with torch.no_grad():
+        macs, params = tp.utils.count_ops_and_params(model, example)
+    return int(params), int(macs)
+
+
+def _accumulate_gradients(model: nn.Module, losses: Callable[[nn.Module], Iterable[torch.Tensor]],
+                          batches: int) -> None:
+    model.zero_grad(set_to_none=True)
+    for count, loss in enumerate(losses(model), start=1):
+        loss.backward()
+        if count == batches:
+            break
+
+
+def _plain_history(history: Iterable[Sequence[Any]]) -> PruningHistory:
+    """Torch-Pruning's history with plain ints, so it can be written to JSON and read back."""
+    return [(str(name), bool(is_out), [int(i) for i in idxs]) for name, is_out, idxs in history]

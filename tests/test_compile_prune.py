@@ -1,0 +1,143 @@
+"""Structured pruning: the automatic rule keeps every family's output width, 50 % of channels cut the MACs
+accordingly, and pruned models still export to ONNX and run (through edge's runtime where it has the
+decoder); YOLOX-nano converts from ONNX to PyTorch faithfully and keeps its output shape when pruned."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torch_pruning")
+
+from compile.compress import compress  # noqa: E402
+from compile.families import bundle_network, classifier_network, segmentation_network, ssd_network  # noqa: E402
+from compile.onnx_to_torch import convert_onnx, max_abs_difference  # noqa: E402
+from compile.prune import PruneConfig, dependency_graph, output_layers, prune, replay  # noqa: E402
+from edge.backends.onnxruntime import open_session  # noqa: E402
+from edge.model import Model  # noqa: E402
+
+SSD = "ssdlite320_mobilenet_v3_large"
+
+
+def kept_names(module, example) -> set[str]:
+    names = {m: n for n, m in module.named_modules()}
+    return {names[m] for m in output_layers(dependency_graph(module, example))}
+
+
+@pytest.fixture(scope="module")
+def frame(assets):
+    return cv2.imread(str(assets / "images/fastestdet_people_indoor.jpg"))
+
+
+# --- (d) the automatic rule finds the layers that set each family's output width --------------------------------
+
+@pytest.mark.parametrize("name, expected", [
+    ("resnet18", {"fc"}),
+    ("mobilenet_v3_small", {"classifier.3"}),
+    ("googlenet", {"fc"}),
+    ("densenet121", {"classifier"}),
+])
+def test_a_classifier_keeps_its_last_linear_layer(name, expected):
+    network = classifier_network(name, input_size=(64, 64))
+    assert kept_names(network.module, network.example()) == expected
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("lraspp_mobilenet_v3_large", {"model.classifier.low_classifier", "model.classifier.high_classifier"}),
+    ("deeplabv3_mobilenet_v3_large", {"model.classifier.4"}),
+    ("fcn_resnet50", {"model.classifier.4"}),
+])
+def test_a_segmentation_model_keeps_its_classifier_convs(name, expected):
+    network = segmentation_network(name, input_size=(64, 64))
+    assert kept_names(network.module, network.example()) == expected
+
+
+def test_ssd_keeps_every_class_and_box_head_conv():
+    network = ssd_network(SSD)
+    expected = {f"head.{head}_head.module_list.{level}.1" for head in ("classification", "regression")
+                for level in range(6)}
+    assert kept_names(network.module, torch.zeros(1, 3, 160, 160)) == expected
+
+
+# --- (a) 50 % of channels: MACs drop, the export runs, the outputs keep their shapes -----------------------------
+
+def output_shapes(onnx) -> list[list[int]]:
+    return [list(o.shape) for o in open_session(onnx).get_outputs()]
+
+
+def test_pruned_ssdlite_exports_and_runs_in_the_runtime(tmp_path, frame):
+    result = compress(lambda: ssd_network(SSD), tmp_path / "ssd", name="ssd_p50", prune_config=PruneConfig(0.5))
+    original, pruned = result.rows
+    assert pruned.macs <= 0.6 * original.macs and pruned.params <= 0.6 * original.params
+    assert output_shapes(result.onnx) == [[1, 3234, 4], [1, 3234, 91]]
+    bundle = result.bundle
+    assert bundle.decoder == "ssd" and bundle.extra["compile"]["pruning"]["ratio"] == 0.5
+    assert bundle.extra["compile"]["report"]["rows"][1]["macs"] == pruned.macs
+    model = Model(bundle, "onnxruntime")
+    try:
+        detections = model(frame)
+    finally:
+        model.close()
+    assert detections.boxes.shape == (len(detections), 4)
+
+
+def test_pruned_segmentation_model_exports_with_its_output_shape(tmp_path):
+    size = (160, 128)
+    result = compress(lambda: segmentation_network("lraspp_mobilenet_v3_large", input_size=size), tmp_path / "seg",
+                      name="lraspp_p50", prune_config=PruneConfig(0.5))
+    original, pruned = result.rows
+    assert pruned.macs <= 0.6 * original.macs
+    assert output_shapes(result.onnx) == [[1, 21, 128, 160]]
+    session = open_session(result.onnx)
+    logits = session.run(None, {"images": np.zeros((1, 3, 128, 160), np.float32)})[0]
+    assert np.isfinite(logits).all()
+    if result.bundle is None:  # the runtime's segmentation decoder comes with another change
+        assert (tmp_path / "seg" / "report.json").is_file()
+    else:
+        Model(result.bundle, "onnxruntime").close()
+
+
+def test_pruning_history_replays_onto_a_fresh_model():
+    network, example = classifier_network("resnet18", input_size=(64, 64)), torch.randn(2, 3, 64, 64)
+    result = prune(network.module, network.example(), PruneConfig(0.5, global_pruning=True))
+    fresh = classifier_network("resnet18", input_size=(64, 64)).module
+    replay(fresh, network.example(), result.history)
+    fresh.load_state_dict(network.module.state_dict())  # same shapes, so the pruned weights load
+    with torch.no_grad():
+        assert torch.equal(fresh(example), network.module(example))
+    assert result.kept_layers == ["fc"] and network.module.fc.out_features == 1000
+
+
+# --- (e) YOLOX-nano: ONNX → PyTorch parity, pruning keeps [1, 3549, 85], the pruned bundle runs ---------------
+
+@pytest.fixture(scope="module")
+def yolox_module(assets):
+    return convert_onnx(assets / "models/detection/yolox_nano_416x416.onnx")
+
+
+def test_onnx2torch_matches_onnx_runtime_on_yolox(assets, yolox_module):
+    example = (np.random.default_rng(0).random((1, 3, 416, 416)) * 255).astype(np.float32)
+    assert max_abs_difference(yolox_module, assets / "models/detection/yolox_nano_416x416.onnx", example) <= 1e-3
+
+
+def test_converted_yolox_takes_batches(yolox_module):
+    with torch.no_grad():
+        assert yolox_module(torch.zeros(2, 3, 224, 224)).shape == (2, 1029, 85)
+
+
+def test_pruned_yolox_keeps_its_output_and_runs_as_a_bundle(yolox_bundle, tmp_path, frame):
+    result = compress(lambda: bundle_network(yolox_bundle), tmp_path / "yolox", name="yolox_p50",
+                      prune_config=PruneConfig(0.5))
+    original, pruned = result.rows
+    assert pruned.macs <= 0.6 * original.macs
+    assert output_shapes(result.onnx) == [[1, 3549, 85]]
+    bundle = result.bundle
+    assert bundle.input == yolox_bundle.input and bundle.decoder == "yolox"
+    assert bundle.labels == yolox_bundle.labels
+    model = Model(bundle, "onnxruntime")
+    try:
+        model(frame)
+    finally:
+        model.close()
