@@ -15,9 +15,10 @@ from compile import torchvision_classification as tvc
 from compile import torchvision_detection as tvd
 from compile import torchvision_rcnn as rcnn
 from compile import torchvision_segmentation as tvs
-from compile.export import Checkpoint, output_folder
+from compile.export import Checkpoint
 from edge.bundle import Bundle
 from edge.errors import UsageError
+from edge.paths import make_out_dir
 
 Builder = Callable[..., Bundle]  # (model, out, *, checkpoint, labels, name, size) → bundle
 
@@ -41,7 +42,7 @@ def compile_model(model: str, out: str | Path, *, task: str, checkpoint: Checkpo
     """
     _check_supported(model, task)
     builder = MODELS[model][1]
-    return builder(model, output_folder(out), checkpoint=checkpoint, labels=labels, name=name, size=input_size)
+    return builder(model, make_out_dir(out), checkpoint=checkpoint, labels=labels, name=name, size=input_size)
 
 
 def _check_supported(model: str, task: str) -> None:

@@ -30,6 +30,7 @@ from compile.losses import task_loss
 from compile.prune import PruneConfig, cost, dependency_graph, output_layers, prune, replay
 from edge.bundle import Bundle, write_bundle
 from edge.decoders import DECODERS
+from edge.paths import make_out_dir
 
 CHECKPOINT = "distill_checkpoint.pt"
 REPORT = "report.json"
@@ -62,7 +63,7 @@ def compress(build: Callable[[], Network], out: Path, *, name: str, prune_config
 
 def _compress(build: Callable[[], Network], out: Path, name: str, prune_config: PruneConfig | None,
               distill_config: DistillConfig | None) -> Compressed:
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     teacher, student = build(), build()
     seed = distill_config.seed if distill_config else 0
     seed_everything(seed)

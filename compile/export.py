@@ -48,14 +48,6 @@ def imagenet_input(name: str, width: int, height: int, resize: str = "stretch", 
                      resize=resize, pad_value=pad_value, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
-def output_folder(out: str | Path) -> Path:
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--out: cannot create {out} ({e.strerror})") from None
-    return out
-
 
 def resolve_labels(labels: str | Path | None, classes: int, defaults: Sequence[str]) -> list[str]:
     """The ``--labels`` file (one label per class), else the model's own names when they fit, else ``class_N``."""

@@ -15,6 +15,7 @@ from edge.backends.onnxruntime import open_session
 from edge.bundle import BUNDLE_FILE, InputSpec, Thresholds, provenance, sha256_file, write_bundle
 from edge.errors import BadInputError, UsageError
 from edge.model import Model
+from edge.paths import make_out_dir
 
 
 def read_labels(path: str | Path) -> list[str]:
@@ -65,11 +66,7 @@ def create_bundle(onnx: str | Path, out: str | Path, *, task: str, decoder: str,
     if not onnx.is_file():
         raise BadInputError(f"{onnx}: no such ONNX file")
     spec = model_input_spec(onnx, input_size=input_size, **input_options)
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--out: cannot create {out} ({e.strerror})") from None
+    out = make_out_dir(out)
     copied = {"model": "model.onnx"}
     shutil.copyfile(onnx, out / "model.onnx")
     for role, path in (files or {}).items():

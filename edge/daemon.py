@@ -19,8 +19,8 @@ from pathlib import Path
 from edge.bundle import load_bundle
 from edge.config import Config, SourceConfig
 from edge.outputs import EventsSink, MqttSink, PreviewSink, VideoSink
+from edge.paths import make_out_dir
 from edge.pipeline import Pipeline, Sink, make_workers
-from edge.replay import make_out_dir
 from edge.systemd import SystemdNotifier
 from edge.telemetry import health, metrics_route, registry_for, status
 from streams.board import DropPolicy

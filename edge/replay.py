@@ -16,19 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from edge.bundle import load_bundle
-from edge.errors import UsageError
 from edge.outputs import EventsSink, LabelCounter, MapsSink, VideoSink
+from edge.paths import make_out_dir
 from edge.pipeline import Pipeline, make_workers
 from streams.feed import DecodeMode, SourceSpec
-
-
-def make_out_dir(out: str | Path) -> Path:
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--out: cannot create {out} ({e.strerror})") from None
-    return out
 
 
 def replay(source: str, bundle_dirs: Sequence[str | Path], out: str | Path, *, backend: str = "auto",
