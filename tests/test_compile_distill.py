@@ -80,7 +80,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(assets, tmp_path, monkey
     monkeypatch.setattr(distill_module, "save_checkpoint", save)
     assert main(compile_args(assets, tmp_path / "interrupted", "--resume")) == 0
 
-    straight, resumed = (json.loads((tmp_path / run / "report.json").read_text())["compile"]
+    straight, resumed = (json.loads((tmp_path / run / "bundle.json").read_text())["compile"]
                          for run in ("straight", "interrupted"))
     assert resumed["distillation"]["resumed_at_epoch"] == 1
     assert resumed["distillation"]["epoch_losses"] == straight["distillation"]["epoch_losses"][1:]
