@@ -6,7 +6,8 @@ reports the median of ``--repeat`` runs after a warm-up, in milliseconds of wall
 - preprocessing, frame → model input: the CPU ``Preprocessor`` against ``GpuPreprocessor`` with its host
   copies included (frame into the page-locked staging buffer, host→device copy, kernel, stream
   synchronised); ``gpu_device_ms`` is the same span timed by CUDA events on the stream.
-- segmentation, ESPNet's real 21×384² logits → 1920×1080 class mask: CPU ``ClassMap`` against
+- segmentation, ESPNet's real 21×384² logits → 1920×1080 class mask: the CPU ``softmax`` decoder (its
+  ``nearest`` path) against
   ``GpuClassMap`` (argmax, resize, mask copied back to the host; the logits are already on the GPU, as an
   engine's output is).
 
@@ -24,13 +25,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.bundle import InputSpec
+from edge.backends.base import TensorInfo
+from edge.bundle import Bundle, InputSpec, Thresholds
+from edge.decoders.segmentation import SoftmaxSegmentation
 from edge.demo import DEMO_VIDEO, find_assets
 from edge.gpu.cuda import CudaContext
 from edge.gpu.preprocess import GpuPreprocessor
 from edge.gpu.segmentation import GpuClassMap
 from edge.preprocess import Preprocessor
-from edge.segmentation import ClassMap
 
 PREPROCESSING = [
     ("1280x720 -> 416x416 letterbox, BGR 0..255 (YOLOX)", (1280, 720),
@@ -102,14 +104,18 @@ def segmentation(context: CudaContext, assets: Path, repeat: int) -> dict:
     session = ort.InferenceSession(str(assets / "models/segmentation/espnetv2_s1.0_voc21_384x384.onnx"),
                                    providers=["CPUExecutionProvider"])
     logits = np.ascontiguousarray(session.run(None, {"image": tensor})[0][0])
-    cpu, cpu_mask = ClassMap(21, 384, 384), np.empty((1080, 1920), np.uint8)
-    gpu, device_logits, stream = GpuClassMap(21, 384, 384, context), cuda.to_device(logits), cuda.Stream()
+    bundle = Bundle(Path("."), "espnetv2", "segmentation", "softmax", ESPNET, [], Thresholds(), {}, {},
+                    decoder_args={"upsample": "nearest"})
+    decoder = SoftmaxSegmentation(bundle, [TensorInfo("output", (1, 21, 384, 384), np.dtype(np.float32))])
+    outputs = {"output": logits[None]}
+    gpu, device_logits, stream = GpuClassMap(21, 384, 384, ESPNET, context), cuda.to_device(logits), cuda.Stream()
 
     def on_gpu():
         gpu(device_logits, transform, stream)
         stream.synchronize()
 
-    cpu_ms = median_ms(lambda: cpu(logits, transform, cpu_mask), repeat)
+    cpu_ms = median_ms(lambda: decoder(outputs, transform), repeat)
+    cpu_mask = decoder(outputs, transform).class_map
     gpu_ms = median_ms(on_gpu, repeat)
     mask = gpu(device_logits, transform, stream)
     stream.synchronize()

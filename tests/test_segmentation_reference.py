@@ -1,9 +1,9 @@
-"""The CPU segmentation reference (argmax + nearest resize back to the frame) and the host half of the GPU
-kernels: OpenCV's resampling tables, which the kernels read, checked against OpenCV itself on real frames."""
+"""The host half of the GPU kernels, checked on the CPU: OpenCV's resampling taps (preprocessing) and the
+segmentation decoder's nearest tables (the class map), against OpenCV itself and the decoder on real frames."""
 
 from __future__ import annotations
 
-import tracemalloc
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -11,10 +11,10 @@ import onnxruntime as ort
 import pytest
 
 from edge.bundle import InputSpec
+from edge.decoders.segmentation import Window, nearest_tables
 from edge.gpu.preprocess import linear_taps
-from edge.gpu.segmentation import nearest_index
+from edge.model import Model
 from edge.preprocess import Preprocessor, Transform
-from edge.segmentation import ClassMap
 
 ESPNET = InputSpec("image", (1, 3, 384, 384), "nchw", "rgb", "float32", "stretch", 0.0,
                    (123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
@@ -35,48 +35,63 @@ def frames(assets):
             cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_CUBIC)]
 
 
-def test_class_map_of_real_logits(assets, people):
+def gather(class_map: np.ndarray, spec: InputSpec, transform: Transform) -> np.ndarray:
+    """What the GPU kernels compute: argmax over the whole output, then the nearest tables' pixels."""
+    rows, cols = nearest_tables(Window.of(class_map.shape, spec, transform), transform)
+    return class_map[np.ix_(rows, cols)]
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox", "letterbox-center", "square-pad"])
+def test_the_decoder_gives_the_pixels_the_gpu_tables_give(espnet_bundle, frames, resize):
+    """The softmax decoder (nearest) classifies only the frame's window; the GPU classifies the whole output
+    and gathers with full-output tables. Both must give the same class for every frame pixel."""
+    bundle = replace(espnet_bundle, decoder_args={"upsample": "nearest"},
+                     input=replace(espnet_bundle.input, resize=resize))
+    model = Model(bundle)
+    for frame in frames:
+        transform = model.prepare(frame)
+        logits = model.backend.run(model.slot)[model.decoder.output]
+        result = model.decoder({model.decoder.output: logits}, transform)
+        expected = gather(logits[0].argmax(0).astype(np.uint8), bundle.input, transform)
+        np.testing.assert_array_equal(result.class_map, expected)
+        assert (result.class_map == 15).any()  # VOC 15: the person walking through
+
+
+def test_letterbox_padding_never_reaches_the_frame():
+    class_map = np.full((8, 8), 2, np.uint8)  # class 2 in the padding
+    class_map[:4] = 3  # the content (top half of a letterboxed input) is class 3
+    spec = replace(ESPNET, shape=(1, 3, 8, 8))
+    transform = Transform(0.5, 0.5, 0.0, 0.0, (16, 8))  # a 16×8 frame fills the top 8×4 of the input
+    assert (gather(class_map, spec, transform) == 3).all()
+
+
+@pytest.mark.parametrize("source, target", [((384, 216), (1920, 1080)), ((416, 234), (1280, 720)),
+                                            ((384, 384), (640, 480)), ((512, 512), (100, 37))])
+def test_nearest_tables_of_a_stretch_are_opencv_inter_nearest_exact(source, target):
+    """For a plain stretch the tables pick the output pixel under each frame pixel's centre, as
+    cv2.INTER_NEAREST_EXACT does, except where a centre falls exactly on the border of two output pixels
+    (both are nearest; OpenCV's fixed point takes the lower one)."""
+    class_map = np.random.default_rng(2).integers(0, 21, source[::-1], dtype=np.uint8)
+    spec = replace(ESPNET, shape=(1, 3, source[1], source[0]))
+    transform = Transform(source[0] / target[0], source[1] / target[1], 0.0, 0.0, target)
+    expected = cv2.resize(class_map, target, interpolation=cv2.INTER_NEAREST_EXACT)
+
+    def off_border(axis: int) -> np.ndarray:
+        return (2 * np.arange(target[axis]) + 1) * source[axis] % (2 * target[axis]) != 0
+
+    clear = np.ix_(off_border(1), off_border(0))
+    np.testing.assert_array_equal(gather(class_map, spec, transform)[clear], expected[clear])
+
+
+def test_person_covers_a_third_of_the_people_image(assets, people):
     session = ort.InferenceSession(str(assets / "models/segmentation/espnetv2_s1.0_voc21_384x384.onnx"),
                                    providers=["CPUExecutionProvider"])
     tensor = np.zeros(ESPNET.shape, np.float32)
     transform = Preprocessor(ESPNET)(people, tensor)
     logits = session.run(None, {"image": tensor})[0][0]
-    out = np.empty(people.shape[:2], np.uint8)
-    ClassMap(21, 384, 384)(logits, transform, out)
-    expected = cv2.resize(np.argmax(logits, axis=0).astype(np.uint8), people.shape[1::-1],
-                          interpolation=cv2.INTER_NEAREST)
-    np.testing.assert_array_equal(out, expected)
-    assert 0.2 < (out == 15).mean() < 0.45  # VOC 15 = person: the MANIFEST saw about 30 % of the pixels
-
-
-def test_letterbox_padding_is_cropped_before_resizing():
-    logits = np.zeros((4, 8, 8), np.float32)
-    logits[3, :4, :] = 1.0  # the content (top half of a letterboxed input) is class 3
-    logits[2, 4:, :] = 1.0  # the padding below it would be class 2
-    transform = Transform(0.5, 0.5, 0.0, 0.0, (16, 8))  # a 16×8 frame fills the top 8×4 of the input
-    out = np.empty((8, 16), np.uint8)
-    ClassMap(4, 8, 8)(logits, transform, out)
-    assert (out == 3).all()
-
-
-def test_no_allocation_per_frame():
-    rng = np.random.default_rng(1)
-    logits = rng.standard_normal((21, 96, 96)).astype(np.float32)
-    transform = Transform(96 / 320, 96 / 240, 0.0, 0.0, (320, 240))
-    out = np.empty((240, 320), np.uint8)
-    mapper = ClassMap(21, 96, 96)
-    mapper(logits, transform, out)
-    tracemalloc.start()
-    for _ in range(5):
-        mapper(logits, transform, out)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    assert peak < 20_000, f"{peak} bytes allocated"
-
-
-def test_class_maps_are_uint8():
-    with pytest.raises(ValueError, match="1 to 256 classes"):
-        ClassMap(300, 8, 8)
+    class_map = gather(logits.argmax(0).astype(np.uint8), ESPNET, transform)
+    assert class_map.shape == people.shape[:2]
+    assert 0.2 < (class_map == 15).mean() < 0.45  # VOC 15 = person: the MANIFEST saw about 30 % of the pixels
 
 
 def resample_as_the_kernel_does(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -102,12 +117,3 @@ def test_linear_taps_reproduce_opencv_inter_linear(frames, size):
 def test_linear_taps_at_scale_one_copy_the_frame(frames):
     frame = frames[0]
     np.testing.assert_array_equal(resample_as_the_kernel_does(frame, frame.shape[1], frame.shape[0]), frame)
-
-
-@pytest.mark.parametrize("source, target", [((384, 216), (1920, 1080)), ((416, 234), (1280, 720)),
-                                            ((384, 384), (640, 480)), ((512, 512), (100, 37))])
-def test_nearest_index_reproduces_opencv_inter_nearest(source, target):
-    class_map = np.random.default_rng(2).integers(0, 21, source[::-1], dtype=np.uint8)
-    expected = cv2.resize(class_map, target, interpolation=cv2.INTER_NEAREST)
-    picked = class_map[nearest_index(source[1], target[1])][:, nearest_index(source[0], target[0])]
-    np.testing.assert_array_equal(picked, expected)

@@ -6,13 +6,15 @@ each pixel is the argmax over the class logits. ``sigmoid``: independent classes
 pixel (at most 16 classes).
 
 Back to the frame, through whatever resize the input spec used: the Transform says where the frame sits
-in the model input (scaled, letterboxed, padded), so one ``cv2.warpAffine`` with the inverse mapping
-reads every frame pixel from the output; letterbox pad never reaches the frame. Only the output window
-the frame covers is classified. ``decoder_args.upsample``:
+in the model input (scaled, letterboxed, padded), so every frame pixel centre has a place in the output;
+letterbox pad never reaches the frame. Only the output window the frame covers is classified.
+``decoder_args.upsample``:
 
-- ``nearest``: classify at the output's resolution, then resize the small class map with nearest
-  neighbour. Exact when the output is at least as fine as the frame (nearest sampling commutes with
-  argmax and thresholds), and cheap: one uint8 warp.
+- ``nearest``: classify at the output's resolution, then give each frame pixel the class of the output
+  pixel its centre falls in (:func:`nearest_tables`: one output row per frame row, one output column per
+  frame column). Exact when the output is at least as fine as the frame (nearest sampling commutes with
+  argmax and thresholds), and cheap: two uint8 gathers. The GPU class map
+  (:class:`edge.gpu.segmentation.GpuClassMap`) reads the same tables, so it gives the same pixels.
 - ``bilinear``: resize the scores bilinearly (C planes), then classify at frame size: smooth edges when
   the output is much coarser than the frame (a stride-8 head), at C times the cost.
 - ``auto`` (default): ``nearest`` unless the frame is more than twice as fine as the output in an axis.
@@ -23,10 +25,12 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from edge.bundle import InputSpec
 from edge.decoders.base import Decoder, register
 from edge.preprocess import Transform
 from edge.results import Segmentation
@@ -52,6 +56,8 @@ class _ScoreMapDecoder(Decoder):
         if self.upsample not in UPSAMPLING:
             raise self.bad(f"decoder_args.upsample must be one of {', '.join(UPSAMPLING)}, not '{self.upsample}'")
         self.background = self.arg("background_class", 0 if not self.multi_label else None)
+        self._cached_key: tuple | None = None
+        self._cached_tables: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.int32),) * 2
 
     @abstractmethod
     def classify(self, scores: np.ndarray, axis: int) -> np.ndarray:
@@ -59,36 +65,71 @@ class _ScoreMapDecoder(Decoder):
 
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Segmentation:
         scores = outputs[self.output][0]
-        (rows, cols), matrix, coarseness = self._window(scores.shape[1:], transform)
-        scores = scores[:, rows, cols]
-        size = transform.source_size
-        bilinear = self.upsample == "bilinear" or (self.upsample == "auto" and coarseness > COARSE)
-        if bilinear:
+        window = Window.of(scores.shape[1:], self.bundle.input, transform)
+        scores = scores[:, window.rows, window.cols]
+        if self.upsample == "bilinear" or (self.upsample == "auto" and window.coarseness > COARSE):
+            size = transform.source_size
             planes = np.ascontiguousarray(scores.transpose(1, 2, 0))
-            frame = _warp(planes, matrix, size, cv2.INTER_LINEAR)
+            frame = cv2.warpAffine(planes, window.matrix, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                   borderMode=cv2.BORDER_REPLICATE)
             class_map = self.classify(frame.reshape(size[1], size[0], -1), axis=2)
         else:
-            class_map = _warp(self.classify(scores, axis=0), matrix, size, cv2.INTER_NEAREST)
+            rows, cols = self._tables(window, transform)
+            class_map = self.classify(scores, axis=0).take(rows, axis=0).take(cols, axis=1)
         return Segmentation(class_map, self.num_classes, self.multi_label, self.background)
 
-    def _window(self, out_shape: tuple[int, int], t: Transform):
-        """The output rows/cols the frame covers, the frame-pixel → window-pixel affine, and how many frame
-        pixels one output pixel spans (the coarser axis)."""
-        fy, fx = out_shape[0] / self.bundle.input.height, out_shape[1] / self.bundle.input.width
-        ax, ay = t.scale_x * fx, t.scale_y * fy  # output pixels per frame pixel
+    def _tables(self, window: Window, transform: Transform) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`nearest_tables` relative to the window, kept while the frame size and placement stay."""
+        key = (transform, window.rows, window.cols)
+        if self._cached_key != key:
+            rows, cols = nearest_tables(window, transform)
+            self._cached_tables = rows - window.rows.start, cols - window.cols.start
+            self._cached_key = key
+        return self._cached_tables
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where the frame lies in a model output: the output rows/cols it covers and, per axis, output pixels
+    per frame pixel (``scale``) and the frame's left/top edge in window pixels (``shift``)."""
+
+    rows: slice
+    cols: slice
+    scale: tuple[float, float]
+    shift: tuple[float, float]
+
+    @classmethod
+    def of(cls, out_shape: tuple[int, int], spec: InputSpec, t: Transform) -> Window:
+        fy, fx = out_shape[0] / spec.height, out_shape[1] / spec.width
+        ax, ay = t.scale_x * fx, t.scale_y * fy
         left, top = t.offset_x * fx, t.offset_y * fy
         x0, y0 = max(0, math.floor(left)), max(0, math.floor(top))
         x1 = min(out_shape[1], math.ceil(left + ax * t.source_size[0]))
         y1 = min(out_shape[0], math.ceil(top + ay * t.source_size[1]))
-        # Pixel centres: window index = (frame index + 0.5) * a + offset - 0.5 - window origin.
-        matrix = np.array([[ax, 0.0, 0.5 * ax + left - 0.5 - x0], [0.0, ay, 0.5 * ay + top - 0.5 - y0]])
-        return (slice(y0, y1), slice(x0, x1)), matrix, max(1 / ax, 1 / ay)
+        return cls(slice(y0, y1), slice(x0, x1), (ax, ay), (left - x0, top - y0))
+
+    @property
+    def coarseness(self) -> float:
+        """Frame pixels one output pixel spans, in the coarser axis."""
+        return max(1 / self.scale[0], 1 / self.scale[1])
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """Frame pixel → window pixel as an affine for ``cv2.warpAffine``, pixel centres mapped to centres."""
+        (ax, ay), (sx, sy) = self.scale, self.shift
+        return np.array([[ax, 0.0, 0.5 * ax + sx - 0.5], [0.0, ay, 0.5 * ay + sy - 0.5]])
 
 
-def _warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
-    """Frame-sized image read from ``image`` through the frame → image mapping ``matrix``."""
-    return cv2.warpAffine(image, matrix, size, flags=interpolation | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+def nearest_tables(window: Window, transform: Transform) -> tuple[np.ndarray, np.ndarray]:
+    """int32 output row of every frame row and output column of every frame column: the output pixel that
+    holds the frame pixel's centre, kept inside the window. The one definition of nearest upsampling, for
+    the CPU decoder and the GPU kernel alike."""
+    def axis(count: int, scale: float, shift: float, window_axis: slice) -> np.ndarray:
+        inside = np.floor((np.arange(count) + 0.5) * scale + shift)
+        return np.clip(inside, 0, window_axis.stop - window_axis.start - 1).astype(np.int32) + window_axis.start
+
+    (width, height), (ax, ay), (sx, sy) = transform.source_size, window.scale, window.shift
+    return axis(height, ay, sy, window.rows), axis(width, ax, sx, window.cols)
 
 
 @register

@@ -6,8 +6,8 @@
 //   (pixel - mean) * inv_std and layout. OpenCV resizes uint8 images in fixed point: 11-bit weights
 //   (edge/gpu/preprocess.py computes them per column and row, as OpenCV does) and a vertical pass that
 //   shifts as its vectorised code does. The same integers give the same pixels.
-// - argmax_classes, resize_nearest_u8: edge/segmentation.py, i.e. np.argmax over the class axis (first
-//   maximum wins) and cv2.resize(INTER_NEAREST) with OpenCV's index tables (edge/gpu/segmentation.py).
+// - argmax_classes, resize_nearest_u8: the softmax decoder's nearest path (edge/decoders/segmentation.py),
+//   i.e. np.argmax over the class axis (first maximum wins), then the decoder's own nearest_tables.
 
 // One resampled pixel value (0..255) of source channel `channel` at content position (cx, cy).
 // taps_x / taps_y hold, per content column / row: first source index, second source index, first weight,
