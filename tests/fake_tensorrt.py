@@ -2,9 +2,9 @@
 
 It exists to check *which calls* the builder makes for each TensorRT release: every call is appended to
 ``module.calls``. The members a release removed are missing here too (11.x: ``BuilderFlag.FP16``/``INT8``,
-``NetworkDefinitionCreationFlag.EXPLICIT_BATCH``, ``IBuilderConfig.int8_calibrator``), so a call the release
-would reject fails here as well. It builds nothing: ``build_serialized_network`` returns placeholder bytes,
-which are not a TensorRT plan.
+``NetworkDefinitionCreationFlag.EXPLICIT_BATCH``, ``IBuilderConfig.int8_calibrator``,
+``IInt8EntropyCalibrator2``), so a call the release would reject fails here as well. It builds nothing:
+``build_serialized_network`` returns placeholder bytes, which are not a TensorRT plan.
 """
 
 from __future__ import annotations
@@ -110,6 +110,13 @@ def make_tensorrt(version: str, network: Network, parse_errors: tuple[str, ...] 
 
     if major < 11:
         Config.set_calibration_profile = recorder("set_calibration_profile")
+
+        class IInt8EntropyCalibrator2:
+            """The pybind11 base class, whose ``__init__`` the docs require a subclass to call: recorded."""
+
+            __init__ = recorder("IInt8EntropyCalibrator2.__init__")
+
+        module.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
 
     class Builder:
         num_DLA_cores = 2
