@@ -3,14 +3,20 @@ results as one frame a call, fewer calls, and static-batch bundles unchanged bes
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
-from edge.config import load_config
+from edge.config import Config, SourceConfig, load_config
+from edge.daemon import Daemon
 from edge.errors import UsageError
 from edge.model import ModelSet
 from edge.pipeline import Pipeline
+from edge.telemetry import registry_for
 from streams.feed import SourceSpec
 
 torch = pytest.importorskip("torch")
@@ -108,13 +114,19 @@ def run_two_streams(classifier, folders, batch: int) -> tuple[Events, dict]:
     return sink, pipeline.summary()
 
 
-def test_pipeline_batches_the_streams_latest_frames(classifier, frames, tmp_path):
-    folders = []
+@pytest.fixture(scope="module")
+def folders(frames, tmp_path_factory):
+    """The two streams as image folders: recorded sources, read losslessly."""
+    made = []
     for n, images in enumerate(frames):
-        folders.append(tmp_path / f"stream{n}")
-        folders[-1].mkdir()
+        made.append(tmp_path_factory.mktemp("streams") / f"stream{n}")
+        made[-1].mkdir()
         for i, image in enumerate(images):
-            cv2.imwrite(str(folders[-1] / f"{i:03d}.png"), image)
+            cv2.imwrite(str(made[-1] / f"{i:03d}.png"), image)
+    return made
+
+
+def test_pipeline_batches_the_streams_latest_frames(classifier, folders):
     batched, summary = run_two_streams(classifier, folders, batch=2)
     alone, summary_alone = run_two_streams(classifier, folders, batch=1)
     assert batched.results.keys() == alone.results.keys() and len(batched.results) == 12
@@ -126,6 +138,20 @@ def test_pipeline_batches_the_streams_latest_frames(classifier, frames, tmp_path
     assert summary["batch"]["size"] == 2 and summary["frames"] == 12 and summary["dropped"] == 0
     assert summary_alone["batch"] == {"size": 1, "mean": 1.0, "calls": {"1": 12}}
     assert {s: v["frames"] for s, v in summary["streams"].items()} == {"stream0": 6, "stream1": 6}
+
+
+def test_daemon_batches_its_sources_by_default(classifier, folders, tmp_path):
+    sources = [SourceConfig(url=str(folder), realtime=False) for folder in folders]
+    daemon = Daemon(Config(sources=sources, bundles=[str(classifier.root)], out=str(tmp_path / "out"),
+                           backend="onnxruntime", workers=1, video=False))
+    assert daemon.pipeline.batch == 2  # no batch in the config: one frame per source
+    assert daemon.run() == 0
+    summary = json.loads((tmp_path / "out/summary.json").read_text())
+    assert summary["frames"] == 12 and summary["batch"]["size"] == 2 and summary["batch"]["mean"] > 1
+    metrics = generate_latest(registry_for(daemon.pipeline)).decode()
+    calls = {s.labels["batch"]: s.value for family in text_string_to_metric_families(metrics)
+             for s in family.samples if s.name == "edge_inference_calls_total"}
+    assert calls == {size: float(count) for size, count in summary["batch"]["calls"].items()}
 
 
 def test_config_batch_is_checked(tmp_path):
