@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edge.cli import main
 from edge.config import Config, SourceConfig, load_config
 from edge.daemon import Daemon
 from edge.errors import UsageError
@@ -161,3 +162,9 @@ def test_config_batch_is_checked(tmp_path):
     path.write_text("sources: [{url: a.mp4}]\nbundles: [b]\n\nbatch: 0\n")
     with pytest.raises(UsageError, match=r"edge.yaml:4: batch: must be at least 1, got 0"):
         load_config(path)
+
+
+def test_run_batch_option_is_checked(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--source", "a.mp4", "--bundle", "b", "--batch", "0"])
+    assert exited.value.code == 2 and "--batch: expected a positive whole number, not '0'" in capsys.readouterr().err
