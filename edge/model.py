@@ -65,9 +65,10 @@ class Model:
         self.batch = len(self.input_buffer)
 
     def _slot_for(self, batch: int) -> Slot:
-        """A slot of ``batch`` items where the batch dimension is dynamic and the backend can size one (ONNX
-        Runtime; a TensorRT engine's profile fixed its largest batch when it was built), else the first."""
-        if batch <= 1 or self.backend.inputs[0].shape[0] is not None:
+        """A slot of ``batch`` items where the batch dimension is dynamic, the decoder can slice the outputs
+        per item, and the backend can size one (ONNX Runtime; a TensorRT engine's profile fixed its largest
+        batch when it was built), else the first."""
+        if batch <= 1 or self.backend.inputs[0].shape[0] is not None or not self.decoder.batched:
             return self.backend.slots[0]
         try:
             return self.backend.add_slot({self.bundle.input.name: (batch, *self.bundle.input.shape[1:])})
