@@ -23,9 +23,10 @@ def main() -> None:
     results: dict[str, list[float]] = {m.value: [] for m in DecodeMode}
     for _ in range(args.repeat):
         for mode in DecodeMode:
-            fps, counter, _ = run_pipeline(SourceSpec(VIDEO), args.frames, decode=mode)
-            results[mode.value].append(fps)
-            print(f"{mode.value:8s} {counter.frames} frames  {fps:6.2f} fps", flush=True)
+            measured, _, _ = run_pipeline(SourceSpec(VIDEO), args.frames, decode=mode)
+            results[mode.value].append(measured.fps)
+            print(f"{mode.value:8s} {measured.frames} frames  {measured.fps:6.2f} fps  "
+                  f"CPU {measured.cpu_ms:5.1f} ms a frame", flush=True)
     for mode, values in results.items():
         print(f"median {mode:8s} {statistics.median(values):6.2f} fps")
 

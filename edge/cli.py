@@ -120,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif args.source and args.bundle:
         config = Config(sources=[SourceConfig(url=s) for s in args.source], bundles=args.bundle,
                         out=args.out or "out/run", backend=args.backend, workers=args.workers,
-                        threads=args.threads, decode=args.decode or "thread", video=not args.no_video,
+                        threads=args.threads, batch=args.batch, decode=args.decode or "thread", video=not args.no_video,
                         http=HttpConfig(port=args.http_port))
     else:
         raise UsageError("edge run: needs --config FILE, or --source and --bundle")
@@ -348,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     run.add_argument("--no-video", action="store_true", help="quick form: do not write annotated video")
     run.add_argument("--http-port", type=int, help="quick form: serve preview, /metrics and /health on 127.0.0.1")
+    run.add_argument("--batch", type=_positive, metavar="N",
+                     help="quick form: frames of up to N sources per inference call, where the bundle's batch "
+                          "dimension is dynamic (default: the number of sources)")
     _add_pipeline_options(run)
     run.set_defaults(func=cmd_run)
     return parser

@@ -16,6 +16,7 @@ Example::
         fourcc: MJPG
     bundles: [/opt/edge/bundles/yolox_nano]
     out: /var/lib/edge
+    batch: 2  # both cameras' latest frames in one inference call (where the bundle's batch is dynamic)
     http: {port: 8080}
     mqtt: {host: broker.local, topic: "edge/{device}/{stream}/events"}
 """
@@ -87,6 +88,7 @@ class Config:
     backend: str = "auto"
     workers: int | None = None
     threads: int | None = None
+    batch: int | None = None  # frames per inference call, one per source (default: the number of sources)
     decode: str = "thread"
     tracking: bool = True
     video: bool = True
@@ -98,6 +100,7 @@ class Config:
 
 
 CHOICES = {"backend": ("auto", "onnxruntime", "tensorrt"), "decode": ("thread", "process")}
+AT_LEAST_ONE = ("workers", "threads", "batch")
 
 
 class _Checker:
@@ -148,6 +151,8 @@ class _Checker:
             values[key] = self.convert(value_node, hints[key], at)
             if key in CHOICES and values[key] not in CHOICES[key]:
                 raise self.error(value_node, at, f"'{values[key]}' is not one of {', '.join(CHOICES[key])}")
+            if key in AT_LEAST_ONE and values[key] is not None and values[key] < 1:
+                raise self.error(value_node, at, f"must be at least 1, got {values[key]}")
         for name, f in fields.items():
             if (name not in values and f.default is dataclasses.MISSING
                     and f.default_factory is dataclasses.MISSING):

@@ -67,7 +67,7 @@ class Daemon:
         self.specs = source_specs(config)
         self.notifier = SystemdNotifier()
         self.workers = make_workers([load_bundle(b) for b in config.bundles], config.backend, config.threads,
-                                    config.workers)
+                                    config.workers, batch=config.batch or len(self.specs))
         self.server = None
         self.signalled = False
         try:
@@ -124,7 +124,8 @@ class Daemon:
         stall_limit = self.notifier.stall_limit_s(DEFAULT_STALL_S)
         try:
             log.info("running", extra={"streams": [s.name for s in self.specs], "out": str(self.out),
-                                       "workers": len(self.workers), "decode": self.config.decode})
+                                       "workers": len(self.workers), "batch": self.pipeline.batch,
+                                       "decode": self.config.decode})
             self.notifier.notify("READY=1", "STATUS=running")
             self.pipeline.run(on_tick=lambda: self.notifier.ping(self.pipeline.stalled_s() < stall_limit))
         finally:

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge import crops, panoptic
 from edge.backends import Backend, open_backend
+from edge.backends.base import Slot
 from edge.bundle import BUNDLE_FILE, NEEDS_KEYS, Bundle, load_bundle
 from edge.decoders import DECODERS, Cascade
 from edge.draw import draw_results
@@ -31,18 +32,21 @@ STAGES = ("preprocess", "infer", "postprocess")
 class Model:
     """Runs one bundle on BGR frames. ``timings`` holds the last call's seconds per stage.
 
-    A bundle with ``needs.detector`` runs on crops (:meth:`on_boxes`); its slot holds a batch of
-    ``needs.max_crops`` crops when the model's batch dimension is dynamic, else one. A cascade bundle
-    (MTCNN) hands the frame to its decoder, which drives its own backends.
+    Frames (or crops) go through the backend ``batch`` at a time: where the model's batch dimension is
+    dynamic, its slot holds ``batch`` frames (several streams' latest frames in one inference call), or
+    ``needs.max_crops`` crops for a bundle with ``needs.detector``, which runs on crops (:meth:`on_boxes`);
+    else one. One frame is the degenerate batch, not another code path. A cascade bundle (MTCNN) hands each
+    frame to its decoder, which drives its own backends.
     """
 
     def __init__(self, bundle: Bundle, backend: str = "auto", threads: int | None = None, *, slots: int = 1,
-                 allow_build: bool = True):
+                 batch: int = 1, allow_build: bool = True):
         self.bundle = bundle
         self.timings = dict.fromkeys(STAGES, 0.0)
         decoder = DECODERS[bundle.decoder]
         self.backends: list[Backend] = []
         self.cascade = self._open_cascade(decoder, backend, threads) if issubclass(decoder, Cascade) else None
+        self.batch = 1
         if self.cascade is not None:
             return
         self.backend = open_backend(bundle, backend, slots=slots, threads=threads, allow_build=allow_build)
@@ -54,11 +58,22 @@ class Model:
             self.close()
             raise
         self.preprocess = Preprocessor(bundle.input)
-        self.slot = self.backend.slots[0]
-        if "detector" in bundle.needs and self.backend.inputs[0].shape[0] is None:
+        if "detector" in bundle.needs:
             batch = bundle.needs.get("max_crops", crops.DEFAULT_MAX_CROPS)
-            self.slot = self.backend.add_slot({bundle.input.name: (batch, *bundle.input.shape[1:])})
+        self.slot = self._slot_for(batch)
         self.input_buffer = self.slot.inputs[bundle.input.name]
+        self.batch = len(self.input_buffer)
+
+    def _slot_for(self, batch: int) -> Slot:
+        """A slot of ``batch`` items where the batch dimension is dynamic, the decoder can slice the outputs
+        per item, and the backend can size one (ONNX Runtime; a TensorRT engine's profile fixed its largest
+        batch when it was built), else the first."""
+        if batch <= 1 or self.backend.inputs[0].shape[0] is not None or not self.decoder.batched:
+            return self.backend.slots[0]
+        try:
+            return self.backend.add_slot({self.bundle.input.name: (batch, *self.bundle.input.shape[1:])})
+        except NotImplementedError:
+            return self.backend.slots[0]
 
     def _open_cascade(self, cascade: type[Cascade], backend: str, threads: int | None) -> Cascade:
         """The cascade, given a way to open the bundle's model files; this model owns what it opens."""
@@ -100,33 +115,52 @@ class Model:
 
     def __call__(self, image: np.ndarray) -> Any:
         """Runs the model on one BGR frame and returns the decoder's result in frame pixels."""
+        return self.run([image])[0]
+
+    def run(self, images: Sequence[np.ndarray]) -> list[Any]:
+        """Results of several frames, ``batch`` per inference call; ``timings`` sums the stages over them."""
+        self.reset_timings()
         if self.cascade is not None:
-            result = self.cascade(image)
-            self.timings.update(self.cascade.timings)
-            return result
-        return self.finish(self.prepare(image))
+            results = []
+            for image in images:
+                results.append(self.cascade(image))
+                for stage, seconds in self.cascade.timings.items():
+                    self.timings[stage] += seconds
+            return results
+        results = []
+        for start in range(0, len(images), self.batch):
+            results.extend(self.finish(self.prepare(images[start:start + self.batch])))
+        return results
 
-    def prepare(self, image: np.ndarray) -> Transform:
-        """Preprocesses the frame into the model's input buffer."""
-        t0 = time.perf_counter()
-        transform = self.preprocess(image, self.input_buffer)
-        self.timings["preprocess"] = time.perf_counter() - t0
-        return transform
+    def reset_timings(self) -> None:
+        self.timings.update(dict.fromkeys(STAGES, 0.0))
 
-    def adopt(self, other: Model) -> None:
-        """Takes ``other``'s prepared input (same input spec): one copy instead of preprocessing again."""
+    def prepare(self, images: Sequence[np.ndarray]) -> list[Transform]:
+        """Preprocesses up to ``batch`` frames into the model's input buffer, one batch item each."""
         t0 = time.perf_counter()
-        np.copyto(self.input_buffer, other.input_buffer)
-        self.timings["preprocess"] = time.perf_counter() - t0
+        transforms = [self.preprocess(image, self.input_buffer[i]) for i, image in enumerate(images)]
+        self.timings["preprocess"] += time.perf_counter() - t0
+        return transforms
 
-    def finish(self, transform: Transform) -> Any:
-        """Inference and decoding of the prepared input."""
+    def adopt(self, other: Model, count: int) -> None:
+        """Takes ``other``'s first ``count`` prepared inputs (same input spec): one copy, not preprocessing again."""
         t0 = time.perf_counter()
-        outputs = self.backend.run(self.slot)
+        np.copyto(self.input_buffer[:count], other.input_buffer[:count])
+        self.timings["preprocess"] += time.perf_counter() - t0
+
+    def finish(self, transforms: Sequence[Transform]) -> list[Any]:
+        """One inference call on the prepared items (one per transform) and each item's decoded result."""
+        t0 = time.perf_counter()
+        outputs = self.backend.run_first(self.slot, len(transforms))
         t1 = time.perf_counter()
-        result = self.decoder(outputs, transform)
-        self.timings["infer"], self.timings["postprocess"] = t1 - t0, time.perf_counter() - t1
-        return result
+        if self.batch == 1:  # the outputs as the model gives them: some have no batch dimension
+            results = [self.decoder(outputs, transforms[0])]
+        else:
+            results = [self.decoder({k: v[i:i + 1] for k, v in outputs.items()}, transform)
+                       for i, transform in enumerate(transforms)]
+        self.timings["infer"] += t1 - t0
+        self.timings["postprocess"] += time.perf_counter() - t1
+        return results
 
     def pipelined(self, images: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, Any]]:
         """Runs frames with one in flight and yields ``(image, result)`` in order.
@@ -150,21 +184,15 @@ class Model:
             yield pending[0], self.decoder(self.backend.wait(pending[1]), pending[2])
 
     def on_boxes(self, image: np.ndarray, boxes: np.ndarray) -> list[Any]:
-        """One result per box (frame pixels, any size): crops in batches of the slot's batch size."""
-        self.timings.update(dict.fromkeys(STAGES, 0.0))
+        """One result per box (frame pixels, any size): crops in batches of the slot's batch size. ``timings``
+        accumulate (a :class:`ModelSet` resets them once per call)."""
         results: list[Any] = []
-        for start in range(0, len(boxes), len(self.input_buffer)):
-            chunk = boxes[start:start + len(self.input_buffer)]
+        for start in range(0, len(boxes), self.batch):
             t0 = time.perf_counter()
-            transforms = [self.preprocess.crop(image, box, self.input_buffer[i]) for i, box in enumerate(chunk)]
-            t1 = time.perf_counter()
-            outputs = self.backend.run_first(self.slot, len(chunk))
-            t2 = time.perf_counter()
-            results.extend(self.decoder({k: v[i:i + 1] for k, v in outputs.items()}, transform)
-                           for i, transform in enumerate(transforms))
-            self.timings["preprocess"] += t1 - t0
-            self.timings["infer"] += t2 - t1
-            self.timings["postprocess"] += time.perf_counter() - t2
+            transforms = [self.preprocess.crop(image, box, self.input_buffer[i])
+                          for i, box in enumerate(boxes[start:start + self.batch])]
+            self.timings["preprocess"] += time.perf_counter() - t0
+            results.extend(self.finish(transforms))
         return results
 
     def to_event(self, result: Any) -> dict[str, Any]:
@@ -176,17 +204,18 @@ class Model:
 
 
 class ModelSet:
-    """Several bundles run on the same frame: the one call a stream loop makes per frame.
+    """Several bundles run on the same frames: the one call a stream loop makes per frame (or per batch of
+    frames, one from each stream, where the models take a batch: ``batch`` asks for at most that many).
 
     Results are keyed by bundle name, as events are. Whole-frame models with the same input spec share
     one preprocessing (the first fills its input buffer, the others copy it). Bundles with ``needs`` run
     after the bundle they name: ``needs.detector`` → on crops of its boxes; ``needs.instances`` → the
-    semantic map is merged with its instance masks into a panoptic map. ``timings`` holds the last frame's
-    seconds per stage summed over the models; ``timings_by_model`` the same per bundle.
+    semantic map is merged with its instance masks into a panoptic map. ``timings`` holds the last call's
+    seconds per stage summed over the models (and frames); ``timings_by_model`` the same per bundle.
     """
 
     def __init__(self, bundles: Sequence[Bundle], backend: str = "auto", threads: int | None = None, *,
-                 allow_build: bool = True):
+                 batch: int = 1, allow_build: bool = True):
         repeated = [name for name, count in Counter(b.name for b in bundles).items() if count > 1]
         if repeated:
             raise UsageError(f"--bundle: two bundles are named '{repeated[0]}'; event results are keyed by name")
@@ -194,7 +223,7 @@ class ModelSet:
         self.models: list[Model] = []
         try:
             for bundle in bundles:
-                self.models.append(Model(bundle, backend, threads, allow_build=allow_build))
+                self.models.append(Model(bundle, backend, threads, batch=batch, allow_build=allow_build))
         except BaseException:
             self.close()
             raise
@@ -203,6 +232,8 @@ class ModelSet:
         self._panoptic = [m for m in self.models if "instances" in m.bundle.needs]
         self._on_boxes = [m for m in self.models if "detector" in m.bundle.needs]
         self.timings = dict.fromkeys(STAGES, 0.0)
+        # Frames one call should take: the largest batch a whole-frame model runs in one inference call.
+        self.batch = max((m.batch for group in self._groups for m in group), default=1)
 
     @classmethod
     def load(cls, bundle_dirs: Sequence[str | Path], backend: str = "auto", threads: int | None = None, *,
@@ -211,23 +242,35 @@ class ModelSet:
         return cls([load_bundle(d) for d in bundle_dirs], backend, threads, allow_build=allow_build)
 
     def __call__(self, image: np.ndarray) -> dict[str, Any]:
-        results: dict[str, Any] = {}
+        return self.run([image])[0]
+
+    def run(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+        """Each frame's results by bundle name; each model takes the frames ``model.batch`` per inference call."""
+        for model in self.models:
+            model.reset_timings()
+        per_model: dict[str, list[Any]] = {}
         for group in self._groups:
-            if group[0].cascade is not None:
-                results[group[0].name] = group[0](image)
+            lead = group[0]
+            if lead.cascade is not None:
+                per_model[lead.name] = lead.run(images)
                 continue
-            transform = group[0].prepare(image)
-            for model in group[1:]:
-                model.adopt(group[0])
             for model in group:
-                results[model.name] = model.finish(transform)
-        for model in self._panoptic:
-            self._merge_instances(model, results)
-        for model in self._on_boxes:
-            results[model.name] = self._run_on_boxes(model, image, results)
+                per_model[model.name] = []
+            for start in range(0, len(images), lead.batch):
+                transforms = lead.prepare(images[start:start + lead.batch])
+                for model in group[1:]:
+                    model.adopt(lead, len(transforms))
+                for model in group:
+                    per_model[model.name].extend(model.finish(transforms))
+        frames = [{name: found[i] for name, found in per_model.items()} for i in range(len(images))]
+        for image, results in zip(images, frames):
+            for model in self._panoptic:
+                self._merge_instances(model, results)
+            for model in self._on_boxes:
+                results[model.name] = self._run_on_boxes(model, image, results)
         for stage in STAGES:
             self.timings[stage] = sum(m.timings[stage] for m in self.models)
-        return {m.name: results[m.name] for m in self.models}
+        return [{m.name: results[m.name] for m in self.models} for results in frames]
 
     def _merge_instances(self, model: Model, results: dict[str, Any]) -> None:
         t0 = time.perf_counter()
@@ -277,10 +320,11 @@ class ModelSet:
 
 
 def _group_by_input(models: Sequence[Model]) -> list[list[Model]]:
-    """Models that can share one preprocessed input: same spec but for the tensor's name. Cascades run alone."""
+    """Models that can share one preprocessed input: same spec but for the tensor's name, same batch size.
+    Cascades run alone."""
     groups: dict[object, list[Model]] = {}
     for model in models:
-        key = id(model) if model.cascade is not None else replace(model.bundle.input, name="")
+        key = id(model) if model.cascade is not None else (replace(model.bundle.input, name=""), model.batch)
         groups.setdefault(key, []).append(model)
     return list(groups.values())
 

@@ -8,9 +8,13 @@ Stages and what joins them::
      shared memory; reopen with    policy)         infer and decode of two   writes the sinks, keeps stats)
      backoff)                                      frames overlap)
 
+Where the models take a batch (``ModelSet.batch`` > 1: a dynamic batch dimension and several streams), a
+worker takes the frames waiting on the board, one per stream, and runs them in one inference call;
+``batches`` counts the calls by size. One frame is the degenerate batch of the same code.
+
 Inference never waits for I/O that could overlap it: decoding runs ahead in the feeds and sinks run in the
 dispatcher while the workers infer the next frames. ONNX Runtime, OpenCV and NumPy release the GIL in
-their heavy calls, so worker threads run in parallel. At most ``workers + 2`` frames are between the board
+their heavy calls, so worker threads run in parallel. At most ``workers × batch + 2`` frames are between the board
 and the end of the sinks (a semaphore), so a slow sink holds back inference, and through the board's
 drop policy a live stream drops rather than queues: the wait from capture to result stays bounded.
 
@@ -25,7 +29,7 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -119,8 +123,10 @@ class Pipeline:
         self.started = time.monotonic()
         self.heartbeat = self.started
         self._done: queue.Queue = queue.Queue()
-        self._room = threading.Semaphore(len(self.workers) + 2)
+        self.batch = self.workers[0].batch
+        self._room = threading.Semaphore(len(self.workers) * self.batch + 2)
         self._busy_since: list[float | None] = [None] * len(self.workers)
+        self._batches: list[Counter[int]] = [Counter() for _ in self.workers]  # per worker: calls by size
 
     @property
     def frames(self) -> int:
@@ -129,6 +135,11 @@ class Pipeline:
     @property
     def dropped(self) -> int:
         return sum(self.board.dropped)
+
+    @property
+    def batches(self) -> Counter[int]:
+        """Inference calls by the number of frames they ran."""
+        return sum(self._batches, Counter())
 
     def stop(self) -> None:
         """Stop reading; what is already decoded is still processed, then :meth:`run` returns."""
@@ -164,25 +175,37 @@ class Pipeline:
     def _infer(self, worker: int) -> None:
         models = self.workers[worker]
         while True:
-            if not self._room.acquire(timeout=_WAIT_S):
+            taken = self._take(models.batch)
+            if not taken:
                 if self.board.exhausted:
                     return
                 continue
-            taken = self.board.take(_WAIT_S)
-            if taken is None:
-                self._room.release()
-                if self.board.exhausted:
-                    return
-                continue
-            order, frame = taken
             self._busy_since[worker] = time.monotonic()
             try:
-                results = models(frame.image)
-                self._done.put((order, frame, results, {n: dict(t) for n, t in models.timings_by_model.items()}))
+                results = models.run([frame.image for _, frame in taken])
+                # Each frame is charged its share of the call: stage sums stay the time really spent.
+                share = {name: {stage: seconds / len(taken) for stage, seconds in stages.items()}
+                         for name, stages in models.timings_by_model.items()}
+                self._batches[worker][len(taken)] += 1
+                for (order, frame), result in zip(taken, results):
+                    self._done.put((order, frame, result, share))
             except Exception as e:  # handed to the dispatcher, which fails the run in frame order
-                self._done.put((order, frame, e, None))
+                for order, frame in taken:
+                    self._done.put((order, frame, e, None))
             finally:
                 self._busy_since[worker] = None
+
+    def _take(self, most: int) -> list[tuple[int, Frame]]:
+        """Up to ``most`` waiting frames (one per stream), each holding a place in flight; empty if none came."""
+        if not self._room.acquire(timeout=_WAIT_S):
+            return []
+        places = 1
+        while places < most and self._room.acquire(blocking=False):
+            places += 1
+        taken = self.board.take(_WAIT_S, places)
+        for _ in range(places - len(taken)):
+            self._room.release()
+        return taken
 
     def _dispatch(self, threads: list[threading.Thread], on_tick: Callable[[], None] | None) -> None:
         waiting: list[tuple[int, int, Frame, Any, Any]] = []
@@ -275,6 +298,7 @@ class Pipeline:
             "fps": round(self.frames / wall, 2) if wall > 0 else 0.0,
             "backend": models.backend_names,
             "precision": models.precisions,
+            "batch": _batch_summary(self.batch, self.batches),
             "latency_ms": {stage: latency[stage] for stage in SUMMARY_STAGES if stage in latency},
             "decoded_frames": sum(feed.frames for feed in self.feeds),
             "per_bundle": {name: _bundle_summary(times) for name, times in self.per_bundle.items()},
@@ -282,6 +306,13 @@ class Pipeline:
                                       "reconnects": s.feed.reconnects, "state": s.feed.state.value}
                         for i, s in enumerate(self.stats)},
         }
+
+
+def _batch_summary(size: int, calls: Counter[int]) -> dict[str, Any]:
+    """The batch size asked for and the sizes run: frames per inference call on average, calls by size."""
+    count = sum(calls.values())
+    mean = sum(n * c for n, c in calls.items()) / count if count else 0.0
+    return {"size": size, "mean": round(mean, 3), "calls": {str(n): calls[n] for n in sorted(calls)}}
 
 
 def _bundle_summary(times: StageTimes) -> dict[str, Any]:
@@ -292,12 +323,13 @@ def _bundle_summary(times: StageTimes) -> dict[str, Any]:
 
 
 def make_workers(bundles: Sequence[Any], backend: str = "auto", threads: int | None = None,
-                 workers: int | None = None, *, allow_build: bool = True) -> list[ModelSet]:
+                 workers: int | None = None, *, batch: int = 1, allow_build: bool = True) -> list[ModelSet]:
     """One ModelSet per inference worker, each with its own sessions and buffers so they never contend. By
     default two workers share the CPUs between them: ONNX Runtime scales poorly past one thread on a small
     model (YOLOX-nano on the issue's reference machine: 13.3 ms on 1 thread, 8.9 ms on 2), so two sessions
     fed in parallel do more frames per second than one two-thread session. On a 2-core VM the two layouts
-    measured within noise of each other (see the issue note); ``--workers 1 --threads 2`` selects the other."""
+    measured within noise of each other (see the issue note); ``--workers 1 --threads 2`` selects the other.
+    ``batch``: frames of several streams per inference call, where the bundles' batch dimension allows."""
     from edge.backends.onnxruntime import usable_cpus
 
     cpus = usable_cpus()
@@ -306,7 +338,7 @@ def make_workers(bundles: Sequence[Any], backend: str = "auto", threads: int | N
     model_sets: list[ModelSet] = []
     try:
         for _ in range(count):
-            model_sets.append(ModelSet(bundles, backend, per_worker, allow_build=allow_build))
+            model_sets.append(ModelSet(bundles, backend, per_worker, batch=batch, allow_build=allow_build))
     except BaseException:
         for model_set in model_sets:
             model_set.close()

@@ -22,6 +22,7 @@ from edge.bundle import InputSpec
 # The normalisation of ImageNet-trained models (torchvision's, most segmenters'), in 0..255 pixel units.
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+_PLANS_KEPT = 16  # frame sizes whose plans are kept: one per stream in practice
 
 
 @dataclass(frozen=True)
@@ -107,14 +108,18 @@ class Preprocessor:
         self.spec = spec
         self.norm = Normalisation.from_spec(spec)
         self.interpolation = interpolation  # for whole frames; INTER_AREA where a pyramid shrinks them a lot
-        self._plan: Plan | None = None
+        self._plans: dict[tuple[int, int], Plan] = {}
         self._crop_scratch: np.ndarray | None = None
 
     def plan(self, width: int, height: int) -> Plan:
-        """The plan for frames of this size (made on the first frame of a new size, then reused)."""
-        if self._plan is None or self._plan.transform.source_size != (width, height):
-            self._plan = self._make_plan(width, height)
-        return self._plan
+        """The plan for frames of this size (made on the first frame of a new size, then reused). Several are
+        kept, as a batch holds frames of several streams; a source that keeps changing size resets them."""
+        plan = self._plans.get((width, height))
+        if plan is None:
+            if len(self._plans) >= _PLANS_KEPT:
+                self._plans.clear()
+            plan = self._plans[(width, height)] = self._make_plan(width, height)
+        return plan
 
     def __call__(self, image: np.ndarray, out: np.ndarray) -> Transform:
         """Fills ``out`` (the model input, batch item 0 or a ``[C,H,W]``/``[H,W,C]`` view) from a BGR frame."""

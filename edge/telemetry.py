@@ -49,10 +49,14 @@ class PipelineCollector:
         sink_errors = CounterMetricFamily("edge_sink_errors", "Failed writes per sink", labels=["sink"])
         for sink, count in p.sink_errors.items():
             sink_errors.add_metric([sink], count)
+        calls = CounterMetricFamily("edge_inference_calls", "Inference calls by frames batched in the call",
+                                    labels=["batch"])
+        for size, count in sorted(p.batches.items()):
+            calls.add_metric([str(size)], count)
         backend = InfoMetricFamily("edge_backend", "Inference backend and precision")
         backend.add_metric([], {"backend": p.workers[0].backend_names, "precision": p.workers[0].precisions,
-                                "workers": str(len(p.workers))})
-        yield from (frames, dropped, reconnects, fps, up, latency, sink_errors, backend)
+                                "workers": str(len(p.workers)), "batch": str(p.batch)})
+        yield from (frames, dropped, reconnects, fps, up, latency, sink_errors, calls, backend)
 
 
 def registry_for(pipeline: Pipeline) -> CollectorRegistry:

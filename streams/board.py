@@ -9,7 +9,9 @@ Two drop policies, named as roboflow's ``BufferFillingStrategy`` names them:
   the model is.
 
 ``take`` hands out frames round-robin over the sources, so a fast camera cannot starve a slow one, and
-numbers them in the order taken, so results can be put back in that order after parallel inference.
+numbers them in the order taken, so results can be put back in that order after parallel inference. It
+may hand out several at once for one batched inference call, at most one per source: each stream's
+oldest waiting frame, which for a live stream is its latest, so batching never serves a stale frame.
 """
 
 from __future__ import annotations
@@ -75,18 +77,20 @@ class FrameBoard:
         with self._condition:
             return not any(self._open) and not any(self._queues)
 
-    def take(self, timeout: float) -> tuple[int, Frame] | None:
-        """The next frame and its take-order number, or ``None`` after ``timeout`` s or once exhausted."""
+    def take(self, timeout: float, most: int = 1) -> list[tuple[int, Frame]]:
+        """Up to ``most`` frames, from as many sources, with their take-order numbers; waits up to ``timeout`` s
+        for the first. Empty after the timeout or once exhausted."""
         with self._condition:
             if not self._condition.wait_for(lambda: any(self._queues) or not any(self._open), timeout):
-                return None
+                return []
+            taken: list[tuple[int, Frame]] = []
             count = len(self._queues)
             for step in range(count):
                 source = (self._next_source + step) % count
-                if self._queues[source]:
-                    self._next_source = source + 1
-                    frame = self._queues[source].popleft()
-                    self._condition.notify_all()  # a lossless decoder may be waiting for room
+                if self._queues[source] and len(taken) < most:
+                    taken.append((self._taken, self._queues[source].popleft()))
                     self._taken += 1
-                    return self._taken - 1, frame
-            return None
+                    self._next_source = source + 1
+            if taken:
+                self._condition.notify_all()  # a lossless decoder may be waiting for room
+            return taken

@@ -66,9 +66,12 @@ class Backend(ABC):
 
     def run_first(self, slot: Slot, count: int) -> dict[str, np.ndarray]:
         """Synchronous inference on the first ``count`` items of a batched slot (a frame's crops rarely fill
-        the batch). This default runs the whole batch and trims the outputs; a backend that can run a
-        shorter batch overrides it."""
-        return {name: array[:count] for name, array in self.run(slot).items()}
+        the batch). This default runs the whole batch and trims the outputs of a partial one; a backend
+        that can run a shorter batch overrides it. A full batch's outputs are returned as they are."""
+        outputs = self.run(slot)
+        if count == len(next(iter(slot.inputs.values()))):
+            return outputs
+        return {name: array[:count] for name, array in outputs.items()}
 
     def add_slot(self, input_shapes: dict[str, tuple[int, ...]]) -> Slot:
         """A further slot whose inputs have other shapes, for a model with dynamic dimensions (an image

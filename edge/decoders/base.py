@@ -59,8 +59,13 @@ class Decoder(DecoderBase, ABC):
     """Turns raw model outputs into a result in source-frame pixels.
 
     Everything that depends only on the model (grids, anchors, output names) is prepared in ``__init__``;
-    ``__call__`` runs per frame and must stay vectorised.
+    ``__call__`` runs per frame and must stay vectorised. ``batched``: every output's first axis is the
+    input's batch, so the items of a batched run can be sliced apart (false for outputs of a run-time count
+    of detections, which would be sliced wrongly); only then does a dynamic-batch model run several frames
+    or crops in one call.
     """
+
+    batched: ClassVar[bool] = True
 
     def __init__(self, bundle: Bundle, outputs: Sequence[TensorInfo]):
         super().__init__(bundle)

@@ -21,6 +21,7 @@ from edge.results import Detections, MaskPatches, Poses
 
 
 class _RcnnDecoder(Decoder):
+    batched = False  # outputs are [N, ...] detections of one image
     extra_outputs: tuple[str, ...] = ()
 
     def __init__(self, bundle, outputs):
