@@ -22,6 +22,7 @@ from edge.model import ModelSet
 from edge.pipeline import Pipeline
 from edge.telemetry import registry_for
 from streams.feed import SourceSpec
+from tests.helpers import slow_backend  # noqa: F401 (registers the "slow" test backend)
 
 torch = pytest.importorskip("torch")
 
@@ -118,8 +119,10 @@ class Events:
 
 
 def run_two_streams(classifier, folders, batch: int) -> tuple[Events, dict]:
+    """The streams through the pipeline, with a model slower than the decoders (the "slow" test backend:
+    ONNX Runtime plus a sleep per call), so that both streams have a frame waiting at nearly every take."""
     sink = Events()
-    models = ModelSet([classifier], "onnxruntime", threads=1, batch=batch)
+    models = ModelSet([classifier], "slow", threads=1, batch=batch)
     specs = [SourceSpec(str(folder), source_id=i, name=folder.name) for i, folder in enumerate(folders)]
     pipeline = Pipeline(specs, [models], [sink])
     pipeline.run()
@@ -156,7 +159,7 @@ def test_pipeline_batches_the_streams_latest_frames(classifier, folders):
 def test_daemon_batches_its_sources_by_default(classifier, folders, tmp_path):
     sources = [SourceConfig(url=str(folder), realtime=False) for folder in folders]
     daemon = Daemon(Config(sources=sources, bundles=[str(classifier.root)], out=str(tmp_path / "out"),
-                           backend="onnxruntime", workers=1, video=False))
+                           backend="slow", workers=1, video=False))  # slower than decoding: both wait
     assert daemon.pipeline.batch == 2  # no batch in the config: one frame per source
     assert daemon.run() == 0
     summary = json.loads((tmp_path / "out/summary.json").read_text())

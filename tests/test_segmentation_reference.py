@@ -49,7 +49,7 @@ def test_the_decoder_gives_the_pixels_the_gpu_tables_give(espnet_bundle, frames,
                      input=replace(espnet_bundle.input, resize=resize))
     model = Model(bundle)
     for frame in frames:
-        transform = model.prepare(frame)
+        (transform,) = model.prepare([frame])
         logits = model.backend.run(model.slot)[model.decoder.output]
         result = model.decoder({model.decoder.output: logits}, transform)
         expected = gather(logits[0].argmax(0).astype(np.uint8), bundle.input, transform)
