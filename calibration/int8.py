@@ -153,9 +153,9 @@ def _failure(bundle: Bundle, gate: Gate, config: QuantizeConfig, best: Trial, tr
     metric = METRICS[bundle.task]
     methods = ", ".join(f"{t.method} {t.metric:.3f}" for t in tried)
     return (f"int8 accuracy gate failed for '{bundle.name}': best {metric} vs fp32 on {len(gate.frames)} held-out "
-            f"frames is {best.metric:.3f} ({best.method}, {len(best.kept_in_float)} layer(s) kept in float, the most "
-            f"allowed), required >= {gate.required:.3f} (--max-drop {config.max_drop}); methods: {methods}; "
-            f"no bundle written")
+            f"frames is {best.metric:.3f} ({best.method}, {len(best.kept_in_float)} layer(s) kept in float; up to "
+            f"{MAX_FLOAT_SHARE:.0%} of the layers were tried), required >= {gate.required:.3f} "
+            f"(--max-drop {config.max_drop}); methods without float layers: {methods}; no bundle written")
 
 
 def _report(bundle: Bundle, config: QuantizeConfig, calibration: CalibrationSet, gate: Gate, tried: list[Trial],

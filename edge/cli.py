@@ -184,7 +184,7 @@ def _quantize_config(args: argparse.Namespace):
     from calibration.int8 import QuantizeConfig
 
     if not args.calib:
-        raise UsageError("--int8: give calibration footage with --calib SOURCE")
+        raise UsageError("--calib: give calibration footage (a video, an image folder or a glob)")
     return QuantizeConfig(tuple(args.calib), args.method, args.max_drop, args.calib_frames, args.holdout_frames)
 
 
