@@ -170,6 +170,7 @@ def test_edge_quantize_yolox_on_the_highway_passes_or_says_why(yolox_bundle, ass
         model.close()
 
 
+@pytest.mark.slow
 def test_edge_quantize_espnet_on_person_footage(espnet_bundle, assets, tmp_path, capsys, monkeypatch):
     """A loose allowance passes at the first try; the bundle holds the lint-clean s8s8 model and the report."""
     monkeypatch.setenv("EDGE_CACHE", str(tmp_path / "cache"))
@@ -185,6 +186,7 @@ def test_edge_quantize_espnet_on_person_footage(espnet_bundle, assets, tmp_path,
     assert "mIoU vs fp32" in captured.out and "written to" in captured.out
 
 
+@pytest.mark.slow
 def test_edge_quantize_that_cannot_pass_writes_nothing(espnet_bundle, assets, tmp_path, capsys, monkeypatch):
     """--max-drop 0 demands a bit-exact int8 model: the gate fails with one line, exit 4, --out untouched."""
     monkeypatch.setenv("EDGE_CACHE", str(tmp_path / "cache"))
