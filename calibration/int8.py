@@ -53,8 +53,9 @@ class QuantizeConfig:
             raise UsageError("--calib: give at least one calibration SOURCE (a video, an image folder or a glob)")
         if self.method not in (*METHODS, "auto"):
             raise UsageError(f"--method: unknown method '{self.method}' (choose from {', '.join(METHODS)}, auto)")
-        if not 0 <= self.max_drop < 1:
-            raise UsageError(f"--max-drop: {self.max_drop} is not a fraction in 0..1 (0.01 allows a 1 % drop)")
+        if not 0 <= self.max_drop <= 1:
+            raise UsageError(f"--max-drop: {self.max_drop} is not a fraction in 0..1 (0.01 allows a 1 % drop, "
+                             f"1 turns the gate off)")
 
 
 class GateFailed(EdgeError):
@@ -184,23 +185,31 @@ def _variant_json(variant: Variant) -> dict[str, Any]:
 
 
 def _write(bundle: Bundle, out: Path, best: Trial, cpu: Trial, report: dict[str, Any]) -> Bundle:
-    """The int8 bundle: the s8s8 Q/DQ model for TensorRT, the CPU's file, everything else as in the source."""
+    """The int8 bundle: the s8s8 Q/DQ model for TensorRT, the CPU's file, everything else as in the source.
+
+    ``out`` may be the source bundle itself (``edge compile --int8``): its fp32 model then moves to the CPU's file
+    or goes, and its other files stay where they are."""
     out = make_out_dir(out)
-    shutil.copyfile(best.path, out / "model.int8.onnx")
-    files = {"model": "model.int8.onnx"}
-    cpu_file = "model.u8s8.onnx" if report["cpu_runs"] == CPU.name else "model.fp32.onnx"
-    shutil.copyfile(cpu.path if report["cpu_runs"] == CPU.name else bundle.file("model"), out / cpu_file)
-    files["model_cpu"] = cpu_file
-    for role in bundle.files:
+    in_place = out.resolve() == bundle.root.resolve()
+    source_model = bundle.file("model")
+    cpu_is_int8 = report["cpu_runs"] == CPU.name
+    files = {"model": "model.int8.onnx", "model_cpu": "model.u8s8.onnx" if cpu_is_int8 else "model.fp32.onnx"}
+    shutil.copyfile(best.path, out / files["model"])
+    shutil.copyfile(cpu.path if cpu_is_int8 else source_model, out / files["model_cpu"])
+    for role, name in bundle.files.items():
         if role not in files:
-            shutil.copyfile(bundle.file(role), out / bundle.files[role])
-            files[role] = bundle.files[role]
+            if not in_place:
+                shutil.copyfile(bundle.file(role), out / name)
+            files[role] = name
     provenance = {**bundle.provenance, "quantized_from": str(bundle.root), "tool": "edge quantize"}
-    return write_bundle(out, name=bundle.name, task=bundle.task, decoder=bundle.decoder, input=bundle.input,
-                        labels=bundle.labels, thresholds=bundle.thresholds, files=files, provenance=provenance,
-                        decoder_args=bundle.decoder_args, precision="int8", needs=bundle.needs,
-                        cpu_precision="int8" if report["cpu_runs"] == CPU.name else "fp32",
-                        extra={**bundle.extra, "quantization": report})
+    written = write_bundle(out, name=bundle.name, task=bundle.task, decoder=bundle.decoder, input=bundle.input,
+                           labels=bundle.labels, thresholds=bundle.thresholds, files=files, provenance=provenance,
+                           decoder_args=bundle.decoder_args, precision="int8", needs=bundle.needs,
+                           cpu_precision="int8" if cpu_is_int8 else "fp32",
+                           extra={**bundle.extra, "quantization": report})
+    if in_place and source_model.name not in files.values():
+        source_model.unlink()
+    return written
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -212,3 +212,18 @@ def test_bad_quantize_input_is_one_line(yolox_bundle, assets, tmp_path, capsys, 
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("edge: error:")]
     assert len(errors) == 1 and message in errors[0]
     assert not (tmp_path / "q").exists()
+
+
+def test_compile_int8_quantizes_the_compiled_bundle_in_place(assets, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torchvision")
+    monkeypatch.setenv("EDGE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "mobilenet"
+    assert main(["compile", "--model", "mobilenet_v3_small", "--task", "classification", "--input-size", "64x64",
+                 "--out", str(out), "--int8", "--calib", str(assets / HIGHWAY), "--calib-frames", "8",
+                 "--holdout-frames", "4", "--method", "minmax", "--max-drop", "1"]) == 0, capsys.readouterr().err
+    bundle = load_bundle(out)
+    assert bundle.precision == "int8" and bundle.extra["quantization"]["metric"] == "top-1"
+    assert sorted(p.name for p in out.glob("*.onnx")) == sorted({bundle.files["model"], bundle.files["model_cpu"]})
+    lint_qdq(onnx.load(str(bundle.file("model"))))
+    assert main(["compile", "--model", "mobilenet_v3_small", "--task", "classification", "--out", str(out),
+                 "--calib", str(assets / HIGHWAY)]) == 2  # --calib without --int8
