@@ -30,6 +30,9 @@ from edge.errors import BadInputError
 
 METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
            "percentile": CalibrationMethod.Percentile}
+# ORT's calibrators keep every intermediate tensor of the frames they are given (~150 MB a frame for YOLOX-nano):
+# they are given this many at a time, and merge.
+CALIBRATION_STRIDE = 8
 # Ops whose ``noop_with_empty_axes`` attribute appeared in opset 18 (ReduceSum has had it since 13): the
 # version converter moves their axes back to an attribute but leaves this one, which opset 17 rejects.
 _REDUCE_18 = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
@@ -51,25 +54,28 @@ CPU = Variant("u8s8", QuantType.QUInt8, QuantType.QInt8, False)
 
 
 class TensorReader(CalibrationDataReader):
-    """ORT's calibration data reader over preprocessed input tensors (one feed per frame), rewindable."""
+    """ORT's calibration data reader over preprocessed input tensors (one feed per frame), rewindable.
+
+    ``set_range`` narrows it to a window of frames: ORT calibrates in strides (see :func:`quantize`)."""
 
     def __init__(self, input_name: str, batches: Sequence[np.ndarray]):
-        self.input_name, self.batches, self.position = input_name, batches, 0
+        self.input_name, self.batches = input_name, batches
+        self.position, self.end = 0, len(batches)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        if self.position >= len(self.batches):
+        if self.position >= self.end:
             return None
         self.position += 1
         return {self.input_name: self.batches[self.position - 1]}
 
     def rewind(self) -> None:
-        self.position = 0
+        self.position, self.end = 0, len(self.batches)
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def set_range(self, start_index: int, end_index: int) -> None:
-        self.batches, self.position = self.batches[start_index:end_index], 0
+        self.position, self.end = start_index, min(end_index, len(self.batches))
 
 
 def prepare(source: Path, out: Path) -> Path:
@@ -108,12 +114,13 @@ def quantize(prepared: Path, out: Path, reader: TensorReader, method: str, varia
     ``ranges`` is this method's calibration cache: computed from ``reader`` on the first call, reused after.
     """
     reader.rewind()
+    stride = max(s for s in range(1, CALIBRATION_STRIDE + 1) if len(reader) % s == 0)
     quantize_static(
         str(prepared), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
         activation_type=variant.activations, weight_type=variant.weights, calibrate_method=METHODS[method],
         nodes_to_exclude=list(exclude), calibration_cache_path=ranges,
         extra_options={"ActivationSymmetric": variant.symmetric_activations, "WeightSymmetric": True,
-                       "QuantizeBias": False},
+                       "QuantizeBias": False, "CalibStridedMinMax": stride},
     )
     return out
 
