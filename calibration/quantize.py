@@ -124,10 +124,3 @@ def quantize(prepared: Path, out: Path, reader: TensorReader, method: str, varia
     )
     return out
 
-
-def quantizable_nodes(prepared: Path) -> list[str]:
-    """Names of the nodes that carry weights (the candidates for staying in float)."""
-    model = onnx.load(str(prepared))
-    constants = {t.name for t in model.graph.initializer}
-    return [n.name for n in model.graph.node
-            if n.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") and any(i in constants for i in n.input[1:2])]
