@@ -29,6 +29,7 @@ from calibration.measure import cpu_latency_ms, predictions, segmentation_classe
 from calibration.quantize import CPU, METHODS, TENSORRT, TensorReader, Variant, prepare, quantize
 from calibration.sensitivity import rank_nodes
 from edge.bundle import Bundle, write_bundle
+from edge.decoders import DECODERS, Cascade
 from edge.errors import EdgeError, UsageError
 from edge.paths import make_out_dir
 
@@ -107,6 +108,9 @@ def quantize_bundle(bundle: Bundle, out: Path, config: QuantizeConfig) -> Quanti
     when no candidate passes the gate."""
     if bundle.precision == "int8":
         raise UsageError(f"{bundle.root}: the bundle is already int8; quantize its fp32 original")
+    if bundle.needs or issubclass(DECODERS[bundle.decoder], Cascade):
+        raise UsageError(f"{bundle.root}: edge quantize takes bundles that run one model on whole frames; this one "
+                         f"runs on another bundle's results or as a cascade")
     with tempfile.TemporaryDirectory(prefix="edge-quantize-") as folder:
         scratch = Path(folder)
         calibration = calibration_set(bundle.input, config.sources, config.frames, config.holdout, config.cache)
