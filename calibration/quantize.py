@@ -33,6 +33,10 @@ METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entr
 # ORT's calibrators keep every intermediate tensor of the frames they are given (~150 MB a frame for YOLOX-nano):
 # they are given this many at a time, and merge.
 CALIBRATION_STRIDE = 8
+# Where the Q/DQ pairs go: the inputs of the weighted layers, as TensorRT's placement recommendations say.
+# Quantizing everything ORT can (Concat, Add, Sigmoid, Resize, ...) puts one per-tensor scale on tensors that
+# mix ranges, such as YOLOX's output concatenating pixel boxes with 0..1 scores, and wipes out the small ones.
+WEIGHTED_OPS = ["Conv", "ConvTranspose", "MatMul", "Gemm"]
 # Ops whose ``noop_with_empty_axes`` attribute appeared in opset 18 (ReduceSum has had it since 13): the
 # version converter moves their axes back to an attribute but leaves this one, which opset 17 rejects.
 _REDUCE_18 = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
@@ -47,10 +51,13 @@ class Variant:
     activations: QuantType
     weights: QuantType
     symmetric_activations: bool
+    quantize_outputs: bool
 
 
-TENSORRT = Variant("s8s8", QuantType.QInt8, QuantType.QInt8, True)
-CPU = Variant("u8s8", QuantType.QUInt8, QuantType.QInt8, False)
+# TensorRT fuses a weighted layer's output into the next Q/DQ itself: outputs stay float in the graph.
+TENSORRT = Variant("s8s8", QuantType.QInt8, QuantType.QInt8, True, False)
+# ONNX Runtime runs a Conv in int8 (QLinearConv) only with a Q on its output too.
+CPU = Variant("u8s8", QuantType.QUInt8, QuantType.QInt8, False, True)
 
 
 class TensorReader(CalibrationDataReader):
@@ -118,9 +125,10 @@ def quantize(prepared: Path, out: Path, reader: TensorReader, method: str, varia
     quantize_static(
         str(prepared), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
         activation_type=variant.activations, weight_type=variant.weights, calibrate_method=METHODS[method],
-        nodes_to_exclude=list(exclude), calibration_cache_path=ranges,
+        nodes_to_exclude=list(exclude), calibration_cache_path=ranges, op_types_to_quantize=WEIGHTED_OPS,
         extra_options={"ActivationSymmetric": variant.symmetric_activations, "WeightSymmetric": True,
-                       "QuantizeBias": False, "CalibStridedMinMax": stride},
+                       "QuantizeBias": False, "CalibStridedMinMax": stride,
+                       "OpTypesToExcludeOutputQuantization": [] if variant.quantize_outputs else WEIGHTED_OPS},
     )
     return out
 
