@@ -93,3 +93,14 @@ def top1_agreement(reference: Sequence[int], candidate: Sequence[int]) -> float:
     reference, candidate = np.asarray(reference), np.asarray(candidate)
     return float((reference == candidate).mean()) if len(reference) else 1.0
 
+
+
+def task_agreement(task: str, reference: Sequence, candidate: Sequence, classes: int) -> float:
+    """The task's agreement metric, the reference standing in for ground truth (``classes``: segmentation only)."""
+    if task == "detection":
+        return detection_map50(reference, candidate)
+    if task == "segmentation":
+        return segmentation_miou(reference, candidate, classes)
+    if task == "pose":
+        return pose_mean_oks(reference, candidate)
+    return top1_agreement(reference, candidate)

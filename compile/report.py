@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from calibration.agreement import FrameDetections, detection_map50, segmentation_miou, top1_agreement
+from calibration import measure
+from calibration.agreement import FrameDetections, task_agreement
+from calibration.measure import LATENCY_RUNS
 from compile.families import Network
 from edge.backends.onnxruntime import open_session
 from edge.bundle import write_bundle
-from edge.model import Model
 from edge.preprocess import Preprocessor
 
-METRICS = {"detection": "mAP@0.5", "segmentation": "mIoU", "classification": "top-1"}
-LATENCY_RUNS = 30
+METRICS = {"detection": "mAP@0.5", "segmentation": "mIoU", "pose": "mean OKS", "classification": "top-1"}
 
 
 @dataclass(frozen=True)
@@ -39,18 +38,8 @@ class Measurement:
     agreement: float | None
 
 
-def cpu_latency_ms(onnx: Path, network: Network, runs: int = LATENCY_RUNS) -> float:
-    """Median wall time of one inference on a random input, after warm-up runs."""
-    session = open_session(onnx)
-    feed = {network.input.name: np.random.default_rng(0).random(network.input.shape, np.float32)}
-    for _ in range(3):
-        session.run(None, feed)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
+def cpu_latency_ms(onnx: Path, network: Network) -> float:
+    return measure.cpu_latency_ms(onnx, network.input)
 
 
 def predictions(onnx: Path, network: Network, frames: Sequence[np.ndarray]) -> list:
@@ -80,21 +69,12 @@ def _detections(onnx: Path, network: Network, frames: Sequence[np.ndarray]) -> l
         bundle = write_bundle(root, name="agreement", task=network.task, decoder=network.decoder,
                               input=network.input, labels=network.labels, thresholds=network.thresholds,
                               files=files, decoder_args=network.decoder_args, provenance={})
-        model = Model(bundle, "onnxruntime")
-        try:
-            found = [model(frame) for frame in frames]
-        finally:
-            model.close()
-    return [FrameDetections(d.boxes.copy(), d.scores.copy(), d.class_ids.copy()) for d in found]
+        return measure.predictions(bundle, frames)
 
 
 def agreement(task: str, reference: list, candidate: list, classes: int) -> float:
     """The task's agreement metric, the reference (the teacher) standing in for ground truth."""
-    if task == "detection":
-        return detection_map50(reference, candidate)
-    if task == "segmentation":
-        return segmentation_miou(reference, candidate, classes)
-    return top1_agreement(reference, candidate)
+    return task_agreement(task, reference, candidate, classes)
 
 
 def report_json(rows: Sequence[Measurement], task: str, holdout_frames: int) -> dict:

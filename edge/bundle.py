@@ -44,6 +44,9 @@ BUNDLE_SCHEMA: dict[str, Any] = {
         "decoder": {"type": "string", "minLength": 1},
         "decoder_args": {"type": "object"},
         "precision": {"type": "string"},
+        # What files.model_cpu holds: the file ONNX Runtime runs on a CPU when it differs from files.model
+        # (an int8 bundle's Q/DQ model is made for TensorRT; on a CPU fp32 or a u8s8 variant may be faster).
+        "cpu_precision": {"type": "string"},
         "input": {
             "type": "object",
             "required": ["name", "shape", "layout", "color", "dtype", "resize", "pad_value", "mean", "std"],
@@ -152,6 +155,7 @@ class Bundle:
     provenance: dict[str, Any]
     decoder_args: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
+    cpu_precision: str | None = None
     needs: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -222,7 +226,7 @@ def _from_doc(root: Path, doc: dict[str, Any]) -> Bundle:
         values = [float(v) for v in spec[key]]
         spec[key] = tuple(values * channels if len(values) == 1 else values)
     known = {"schema", "name", "task", "decoder", "decoder_args", "input", "labels", "thresholds", "files",
-             "provenance", "precision", "needs"}
+             "provenance", "precision", "cpu_precision", "needs"}
     return Bundle(
         root=root,
         name=doc["name"],
@@ -235,6 +239,7 @@ def _from_doc(root: Path, doc: dict[str, Any]) -> Bundle:
         files={role: entry["path"] for role, entry in doc["files"].items()},
         provenance=dict(doc["provenance"]),
         precision=doc.get("precision", "fp32"),
+        cpu_precision=doc.get("cpu_precision"),
         needs=dict(doc.get("needs", {})),
         extra={k: v for k, v in doc.items() if k not in known},
     )
@@ -282,7 +287,7 @@ def provenance(source: str, tool: str, **details: Any) -> dict[str, Any]:
 def write_bundle(root: str | os.PathLike, *, name: str, task: str, decoder: str, input: InputSpec,
                  labels: list[str], thresholds: Thresholds, files: Mapping[str, str],
                  provenance: Mapping[str, Any], decoder_args: Mapping[str, Any] | None = None,
-                 precision: str = "fp32", needs: Mapping[str, Any] | None = None,
+                 precision: str = "fp32", cpu_precision: str | None = None, needs: Mapping[str, Any] | None = None,
                  extra: Mapping[str, Any] | None = None) -> Bundle:
     """Writes ``bundle.json`` for files already inside ``root`` (hashing them) and loads it back.
 
@@ -296,6 +301,7 @@ def write_bundle(root: str | os.PathLike, *, name: str, task: str, decoder: str,
         "decoder": decoder,
         "decoder_args": dict(decoder_args or {}),
         "precision": precision,
+        **({"cpu_precision": cpu_precision} if cpu_precision else {}),
         "input": {**asdict(input), "shape": list(input.shape), "mean": list(input.mean), "std": list(input.std)},
         "labels": list(labels),
         "thresholds": asdict(thresholds),

@@ -162,13 +162,50 @@ def cmd_compile(args: argparse.Namespace) -> int:
         if e.name not in COMPILE_EXTRA:
             raise
         raise UsageError(f"edge compile needs the compile extra (pip install 'edge[compile]'): {e}") from None
+    config = _quantize_config(args) if args.int8 else None  # bad --calib/--method/--max-drop fail before compiling
+    if not args.int8 and args.calib:
+        raise UsageError("--calib: only with --int8")
     if args.prune is not None or args.distill:
-        return _compile_compressed(args)
-    bundle = compile_model(args.model, args.out, task=args.task, checkpoint=_checkpoints(args.checkpoint),
-                           labels=args.labels, name=args.name, input_size=args.input_size)
-    print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}, weights "
-          f"{bundle.provenance.get('weights')}) written to {bundle.root}")
+        code = _compile_compressed(args)
+    else:
+        bundle = compile_model(args.model, args.out, task=args.task, checkpoint=_checkpoints(args.checkpoint),
+                               labels=args.labels, name=args.name, input_size=args.input_size)
+        print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}, weights "
+              f"{bundle.provenance.get('weights')}) written to {bundle.root}")
+        code = 0
+    if config is None:
+        return code
+    from edge.bundle import load_bundle
+
+    return _quantize(load_bundle(args.out), args.out, config)
+
+
+def _quantize_config(args: argparse.Namespace):
+    from calibration.int8 import QuantizeConfig
+
+    if not args.calib:
+        raise UsageError("--calib: give calibration footage (a video, an image folder or a glob)")
+    return QuantizeConfig(tuple(args.calib), args.method, args.max_drop, args.calib_frames, args.holdout_frames)
+
+
+def _quantize(bundle, out: str, config) -> int:
+    from calibration.int8 import format_report, quantize_bundle
+
+    result = quantize_bundle(bundle, Path(out), config)
+    print(format_report(result.report))
+    print(f"int8 bundle '{result.bundle.name}' written to {result.bundle.root}")
     return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    try:
+        import onnxruntime.quantization  # noqa: F401  (what the device may lack)
+    except ModuleNotFoundError as e:
+        raise UsageError(f"edge quantize needs ONNX Runtime's quantization tools and onnx: {e}") from None
+    from edge.bundle import load_bundle
+
+    config = _quantize_config(args)
+    return _quantize(load_bundle(args.bundle), args.out, config)
 
 
 def _compile_compressed(args: argparse.Namespace) -> int:
@@ -224,6 +261,21 @@ def _add_input_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
     parser.add_argument("--mean", type=_floats, default=default((0.0,)), help="per channel, 0..255 units, model order")
     parser.add_argument("--std", type=_floats, default=default((1.0,)), help="per channel, 0..255 units, model order")
     parser.add_argument("--dtype", choices=("float32", "uint8"), help="default: the model's input type")
+
+
+def _add_int8_options(parser: argparse.ArgumentParser) -> None:
+    """The calibration and accuracy-gate options of ``quantize`` and ``compile --int8``."""
+    parser.add_argument("--calib", action="extend", default=[], metavar="SOURCE", nargs="+",
+                        help="calibration footage (videos, image folders, globs)")
+    parser.add_argument("--method", default="auto", metavar="minmax|entropy|percentile|auto",
+                        help="calibration method; auto tries all and keeps the best on held-out frames (default)")
+    parser.add_argument("--max-drop", type=float, default=0.01, metavar="X",
+                        help="allowed relative drop of the int8 model's agreement with fp32 on held-out frames "
+                             "(default 0.01: at least 0.99 of fp32's score against itself, which is 1)")
+    parser.add_argument("--calib-frames", type=_positive, default=128, metavar="N",
+                        help="frames to calibrate on (default 128)")
+    parser.add_argument("--holdout-frames", type=_positive, default=32, metavar="N",
+                        help="other frames of the same footage the gate compares on (default 32)")
 
 
 def _add_compress_options(parser: argparse.ArgumentParser) -> None:
@@ -304,8 +356,18 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--labels", help="text file, one label per line (default: the model's own)")
     compile_.add_argument("--name", help="bundle name (default: the model name)")
     _add_compress_options(compile_)
+    compile_.add_argument("--int8", action="store_true", help="then quantize to int8 with the accuracy gate "
+                          "(as edge quantize; the bundle in --out becomes the int8 one when the gate passes)")
+    _add_int8_options(compile_)
     _add_input_options(compile_, defaults=False)
     compile_.set_defaults(func=cmd_compile)
+
+    quantize = commands.add_parser("quantize", parents=[common],
+                                   help="INT8 post-training quantization of a bundle, with the accuracy gate")
+    quantize.add_argument("bundle", help="the fp32 bundle folder")
+    quantize.add_argument("--out", required=True, help="folder for the int8 bundle (written only if the gate passes)")
+    _add_int8_options(quantize)
+    quantize.set_defaults(func=cmd_quantize)
 
     engine = commands.add_parser("build-engine", parents=[common],
                                  help="build the bundle's TensorRT engine for this machine (run it on the device)")

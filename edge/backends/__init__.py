@@ -26,7 +26,8 @@ def open_backend(bundle: Bundle, name: str = "auto", *, slots: int = 1, threads:
     longer fits is rebuilt from the bundle's ONNX if ``allow_build``), else ONNX Runtime on the CPU; the
     reason is logged. ``tensorrt`` fails with one clear line where ``auto`` would fall back. Engines are built
     for the bundle's main model at its input spec only, so the other files of a multi-model bundle (MTCNN's
-    stages, opened by ``role``) and custom input shapes run on ONNX Runtime.
+    stages, opened by ``role``) and custom input shapes run on ONNX Runtime. On ONNX Runtime the main model is
+    ``files.model_cpu`` where the bundle has one (see :mod:`calibration.int8`): TensorRT reads ``files.model``.
     """
     if name in EXTRA_BACKENDS:
         return EXTRA_BACKENDS[name](bundle, slots=slots, threads=threads)
@@ -39,7 +40,12 @@ def open_backend(bundle: Bundle, name: str = "auto", *, slots: int = 1, threads:
     from edge.backends.onnxruntime import OnnxRuntimeBackend
 
     shapes = input_shapes if input_shapes is not None else {bundle.input.name: bundle.input.shape}
-    return OnnxRuntimeBackend(bundle.file(role), input_shapes=shapes, slots=slots, threads=threads)
+    cpu_file = role == "model" and "model_cpu" in bundle.files  # an int8 bundle's pick for the CPU
+    backend = OnnxRuntimeBackend(bundle.file("model_cpu" if cpu_file else role), input_shapes=shapes, slots=slots,
+                                 threads=threads)
+    if cpu_file:
+        backend.precision = bundle.cpu_precision
+    return backend
 
 
 def _open_tensorrt(bundle: Bundle, name: str, slots: int, allow_build: bool) -> Backend | None:

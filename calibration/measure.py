@@ -1,0 +1,77 @@
+"""Running one model file of a bundle as the user will: per-frame results for the agreement metrics, and latency.
+
+The INT8 gate and the pruning/distillation report (``compile/report.py``) both compare a changed model with
+the original through the runtime itself: edge's preprocessing, ONNX Runtime, the bundle's decoder, so that a
+difference the user would see is a difference measured here, and nothing else is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from calibration.agreement import FrameDetections
+from edge.backends.onnxruntime import open_session
+from edge.bundle import Bundle, InputSpec
+from edge.errors import UsageError
+from edge.model import Model
+from edge.results import Classification, Detections, Poses, Segmentation
+
+LATENCY_RUNS = 30
+
+
+def with_model(bundle: Bundle, model: Path) -> Bundle:
+    """The bundle with ``model`` as its model file (and no separate CPU file), for running one candidate."""
+    files = {role: str(bundle.file(role)) for role in bundle.files if role not in ("model", "model_cpu")}
+    return replace(bundle, files={**files, "model": str(Path(model).resolve())})
+
+
+def predictions(bundle: Bundle, frames: Sequence[np.ndarray], model: Path | None = None) -> list:
+    """Per-frame results of ``model`` (default: the bundle's own) in the form :mod:`calibration.agreement` takes:
+    :class:`FrameDetections`, class maps, ``[P, K, 3]`` keypoints or top-1 class ids."""
+    if bundle.needs:
+        raise UsageError(f"{bundle.root}: a bundle that runs on another bundle's results ({', '.join(bundle.needs)}) "
+                         f"cannot be measured on its own")
+    runner = Model(with_model(bundle, model) if model is not None else bundle, "onnxruntime")
+    try:
+        return [_comparable(runner(frame)) for frame in frames]
+    finally:
+        runner.close()
+
+
+def _comparable(result: object) -> object:
+    if isinstance(result, Detections):
+        return FrameDetections(result.boxes.copy(), result.scores.copy(), result.class_ids.copy())
+    if isinstance(result, Segmentation):
+        return result.class_map.copy()
+    if isinstance(result, Poses):
+        return result.keypoints.copy()
+    if isinstance(result, Classification):
+        return int(result.class_ids[0])
+    raise UsageError(f"results of type {type(result).__name__} have no agreement metric")
+
+
+def segmentation_classes(bundle: Bundle) -> int:
+    """How many distinct ids a class map can hold: multi-label maps hold one bit per class."""
+    classes = len(bundle.labels) or int(bundle.decoder_args.get("classes", 256))
+    return 1 << classes if bundle.decoder == "sigmoid" else classes
+
+
+def cpu_latency_ms(onnx: Path, spec: InputSpec, runs: int = LATENCY_RUNS) -> float:
+    """Median wall time of one inference with ONNX Runtime on this CPU, on a random input, after warm-up runs."""
+    session = open_session(onnx)
+    rng = np.random.default_rng(0)
+    feed = {spec.name: rng.integers(0, 256, spec.shape).astype(spec.dtype) if spec.dtype == "uint8"
+            else rng.random(spec.shape, np.float32)}
+    for _ in range(3):
+        session.run(None, feed)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)

@@ -1,0 +1,229 @@
+"""INT8: calibration sets (cached, held-out frames disjoint), the Q/DQ lint, the accuracy gate, ``edge quantize``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+pytest.importorskip("onnxruntime.quantization")
+
+from calibration import dataset  # noqa: E402
+from calibration.dataset import calibration_set  # noqa: E402
+from calibration.int8 import Gate  # noqa: E402
+from calibration.lint import QdqLintError, lint_qdq  # noqa: E402
+from calibration.quantize import TENSORRT, TensorReader, prepare, quantize  # noqa: E402
+from edge.bundle import load_bundle  # noqa: E402
+from edge.cli import main  # noqa: E402
+from edge.model import Model  # noqa: E402
+
+HIGHWAY = "videos/bgslibrary_highway_traffic_320x240.avi"
+PERSON = "videos/one-by-one-person-detection.mp4"
+
+
+@pytest.fixture(scope="module")
+def yolox_set(yolox_bundle, assets, tmp_path_factory):
+    return calibration_set(yolox_bundle.input, [str(assets / HIGHWAY)], 16, 8, tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def yolox_s8s8(yolox_bundle, yolox_set, tmp_path_factory):
+    """The real TensorRT-style quantization of YOLOX-nano (opset 11, converted first)."""
+    folder = tmp_path_factory.mktemp("s8s8")
+    prepared = prepare(yolox_bundle.file("model"), folder / "prepared.onnx")
+    reader = TensorReader(yolox_bundle.input.name, list(yolox_set.batches()))
+    return quantize(prepared, folder / "s8s8.onnx", reader, "minmax", TENSORRT, folder / "ranges.json")
+
+
+def test_the_calibration_set_is_cached_and_its_holdout_is_disjoint(espnet_bundle, assets, tmp_path, monkeypatch):
+    calls = []
+    sample = dataset.sample_frames
+    monkeypatch.setattr(dataset, "sample_frames", lambda *a, **k: calls.append(a) or sample(*a, **k))
+    first = calibration_set(espnet_bundle.input, [str(assets / PERSON)], 12, 6, tmp_path)
+    second = calibration_set(espnet_bundle.input, [str(assets / PERSON)], 12, 6, tmp_path)
+    assert len(calls) == 1  # the second set came from the cache: the video was not decoded again
+    assert np.array_equal(first.tensors, second.tensors) and second.calibration_frames == first.calibration_frames
+    assert all(np.array_equal(a, b) for a, b in zip(first.holdout, second.holdout))
+    assert first.tensors.shape == (12, 3, 384, 384) and len(first.holdout) == 6
+    assert not set(first.calibration_frames) & set(first.holdout_frames)
+    calibration_set(espnet_bundle.input, [str(assets / PERSON)], 10, 6, tmp_path)  # other counts: a new set
+    assert len(calls) == 2
+
+
+def test_lint_accepts_the_real_yolox_quantization(yolox_s8s8):
+    model = onnx.load(str(yolox_s8s8))
+    assert lint_qdq(model) > 100
+    assert 13 <= model.opset_import[0].version <= 17
+
+
+def _initializer(model, name):
+    return next(t for t in model.graph.initializer if t.name == name)
+
+
+def _replace(model, name, array):
+    _initializer(model, name).CopyFrom(numpy_helper.from_array(array, name))
+
+
+@pytest.mark.parametrize("plant, message", [
+    ("zero_point", "zero point is not 0"),
+    ("per_tensor_weight", "weights must be per-channel"),
+    ("uint8", "uint8, not int8"),
+    ("opset", "opset 11"),
+])
+def test_lint_names_the_node_that_breaks_a_rule(yolox_s8s8, plant, message):
+    model = onnx.load(str(yolox_s8s8))
+    nodes = list(model.graph.node)
+    quantize_node = next(n for n in nodes if n.op_type == "QuantizeLinear")
+    weight_dq = next(n for n in nodes if n.op_type == "DequantizeLinear" and n.input[0].endswith("_quantized"))
+    if plant == "zero_point":
+        _replace(model, quantize_node.input[2], np.array(3, np.int8))
+    elif plant == "per_tensor_weight":
+        scale = numpy_helper.to_array(_initializer(model, weight_dq.input[1]))
+        _replace(model, weight_dq.input[1], np.array(scale.max(), np.float32))
+        _replace(model, weight_dq.input[2], np.array(0, np.int8))
+    elif plant == "uint8":
+        _replace(model, quantize_node.input[2], np.array(0, np.uint8))
+    else:
+        model.opset_import[0].version = 11
+    with pytest.raises(QdqLintError, match=message) as error:
+        lint_qdq(model)
+    if plant != "opset":
+        assert "'" in str(error.value)  # the node is named
+
+
+def test_the_gate_rejects_a_planted_wrong_scale(yolox_bundle, yolox_set, tmp_path):
+    """The input image fake-quantized: with its calibrated scale (0..255 pixels on int8) the output agrees with
+    fp32; with a scale 100× too large (a broken calibration) the gate sees the loss and rejects it."""
+    prepared = prepare(yolox_bundle.file("model"), tmp_path / "prepared.onnx")
+    tensor = yolox_bundle.input.name
+    peak = float(np.abs(yolox_set.tensors).max())
+    gate = Gate(yolox_bundle, yolox_set, max_drop=0.01)
+    scores = {}
+    for name, scale in (("calibrated", peak / 127), ("broken", peak / 127 * 100)):
+        planted = _fake_quantize(onnx.load(str(prepared)), tensor, scale)
+        lint_qdq(planted)
+        onnx.save(planted, str(tmp_path / f"{name}.onnx"))
+        scores[name] = gate.score(tmp_path / f"{name}.onnx")
+    assert scores["calibrated"] >= gate.required
+    assert scores["broken"] < gate.required
+
+
+def _fake_quantize(model, tensor, scale):
+    """``tensor`` → QuantizeLinear → DequantizeLinear (int8, zero point 0) before its consumers."""
+    model.graph.initializer.extend([numpy_helper.from_array(np.array(scale, np.float32), "planted_scale"),
+                                    numpy_helper.from_array(np.array(0, np.int8), "planted_zero")])
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            if name == tensor:
+                node.input[i] = "planted_dq"
+    model.graph.node.extend([
+        helper.make_node("QuantizeLinear", [tensor, "planted_scale", "planted_zero"], ["planted_q"], "planted_Q"),
+        helper.make_node("DequantizeLinear", ["planted_q", "planted_scale", "planted_zero"], ["planted_dq"],
+                         "planted_DQ")])
+    sorted_nodes = _topological(model)
+    del model.graph.node[:]
+    model.graph.node.extend(sorted_nodes)
+    return model
+
+
+def _topological(model):
+    ready = {i.name for i in model.graph.input} | {t.name for t in model.graph.initializer}
+    pending, ordered = list(model.graph.node), []
+    while pending:
+        node = next(n for n in pending if all(i in ready or not i for i in n.input))
+        pending.remove(node)
+        ordered.append(node)
+        ready.update(node.output)
+    return ordered
+
+
+def _quantize_cli(bundle, source, out, *extra):
+    return main(["quantize", str(bundle.root), "--calib", str(source), "--out", str(out), "--calib-frames", "16",
+                 "--holdout-frames", "8", *extra])
+
+
+@pytest.mark.slow
+def test_edge_quantize_yolox_on_the_highway_passes_or_says_why(yolox_bundle, assets, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EDGE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "int8"
+    code = _quantize_cli(yolox_bundle, assets / HIGHWAY, out, "--method", "minmax", "--max-drop", "0.5")
+    captured = capsys.readouterr()
+    if code == 4:  # the documented failure: one line, the numbers, and nothing written
+        assert "int8 accuracy gate failed" in captured.err and "required >= 0.500" in captured.err
+        assert not out.exists()
+        return
+    assert code == 0, captured.err
+    bundle = load_bundle(out)
+    report = bundle.extra["quantization"]
+    assert bundle.precision == "int8" and report["gate"]["s8s8"] >= 0.5
+    assert not {tuple(f) for f in report["calibration"]["calibration_frame_ids"]} & \
+        {tuple(f) for f in report["calibration"]["holdout_frame_ids"]}
+    lint_qdq(onnx.load(str(bundle.file("model"))))
+    assert set(report["latency_ms"]) == {"fp32", "s8s8", "u8s8"} and "mAP@0.5" in captured.out
+    model = Model(bundle, "onnxruntime")
+    try:
+        assert model.backend.model_path == bundle.file("model_cpu") and model.precision == bundle.cpu_precision
+    finally:
+        model.close()
+
+
+@pytest.mark.slow
+def test_edge_quantize_espnet_on_person_footage(espnet_bundle, assets, tmp_path, capsys, monkeypatch):
+    """A loose allowance passes at the first try; the bundle holds the lint-clean s8s8 model and the report."""
+    monkeypatch.setenv("EDGE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "int8"
+    assert _quantize_cli(espnet_bundle, assets / PERSON, out, "--method", "minmax", "--max-drop", "0.95") == 0
+    captured = capsys.readouterr()
+    bundle = load_bundle(out)
+    doc = json.loads((out / "bundle.json").read_text())
+    assert doc["precision"] == "int8" and doc["cpu_precision"] in ("int8", "fp32")
+    assert doc["quantization"]["method"] == "minmax" and doc["quantization"]["metric"] == "mIoU"
+    assert doc["quantization"]["calibration"]["holdout_frames"] == 8
+    lint_qdq(onnx.load(str(bundle.file("model"))))
+    assert "mIoU vs fp32" in captured.out and "written to" in captured.out
+
+
+@pytest.mark.slow
+def test_edge_quantize_that_cannot_pass_writes_nothing(espnet_bundle, assets, tmp_path, capsys, monkeypatch):
+    """--max-drop 0 demands a bit-exact int8 model: the gate fails with one line, exit 4, --out untouched."""
+    monkeypatch.setenv("EDGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("calibration.int8.MAX_FLOAT_SHARE", 0.0)  # no search: the first failure is final
+    out = tmp_path / "int8"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert _quantize_cli(espnet_bundle, assets / PERSON, out, "--method", "minmax", "--max-drop", "0") == 4
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("edge: error: int8 accuracy gate failed for 'espnetv2_voc'") and "no bundle written" in err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--calib", "missing.mp4"], 3, "missing.mp4"),
+    (["--calib", "{video}", "--method", "best"], 2, "--method: unknown method 'best'"),
+    (["--calib", "{video}", "--max-drop", "1.5"], 2, "--max-drop: 1.5"),
+    ([], 2, "--calib: give calibration footage"),
+])
+def test_bad_quantize_input_is_one_line(yolox_bundle, assets, tmp_path, capsys, args, code, message):
+    args = [a.replace("{video}", str(assets / HIGHWAY)) for a in args]
+    assert main(["quantize", str(yolox_bundle.root), "--out", str(tmp_path / "q"), *args]) == code
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("edge: error:")]
+    assert len(errors) == 1 and message in errors[0]
+    assert not (tmp_path / "q").exists()
+
+
+def test_compile_int8_quantizes_the_compiled_bundle_in_place(assets, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torchvision")
+    monkeypatch.setenv("EDGE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "mobilenet"
+    assert main(["compile", "--model", "mobilenet_v3_small", "--task", "classification", "--input-size", "64x64",
+                 "--out", str(out), "--int8", "--calib", str(assets / HIGHWAY), "--calib-frames", "8",
+                 "--holdout-frames", "4", "--method", "minmax", "--max-drop", "1"]) == 0, capsys.readouterr().err
+    bundle = load_bundle(out)
+    assert bundle.precision == "int8" and bundle.extra["quantization"]["metric"] == "top-1"
+    assert sorted(p.name for p in out.glob("*.onnx")) == sorted({bundle.files["model"], bundle.files["model_cpu"]})
+    lint_qdq(onnx.load(str(bundle.file("model"))))
+    assert main(["compile", "--model", "mobilenet_v3_small", "--task", "classification", "--out", str(out),
+                 "--calib", str(assets / HIGHWAY)]) == 2  # --calib without --int8
