@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from calibration.frames import sample_frames
 from edge.backends.tensorrt import current_target, import_tensorrt
 from edge.backends.trt_api import TrtApi, build_recipe
 from edge.bundle import Bundle, sha256_file
 from edge.engines import EngineOptions, EngineTag, ProfileShape, Target, engine_folder, write_atomic, write_engine
 from edge.errors import BadInputError, EdgeError, UsageError
 from edge.preprocess import Preprocessor
-from streams.sources import open_source
 
 TIMING_CACHE_FOLDER = Path.home() / ".cache" / "edge" / "tensorrt"
 LOG = logging.getLogger(__name__)
@@ -139,21 +139,15 @@ def _calibrator(bundle: Bundle, sources: Sequence[str], frames: int, cache: Path
 
 
 def calibration_batches(bundle: Bundle, sources: Sequence[str], limit: int) -> Iterator[np.ndarray]:
-    """Up to ``limit`` input tensors from the sources, preprocessed exactly as at run time."""
+    """Up to ``limit`` input tensors from the sources, preprocessed exactly as at run time. The frames are
+    spread over the footage with near-duplicates dropped (:func:`calibration.frames.sample_frames`, the
+    sampler ``edge quantize`` uses): a static camera's thousand identical frames would otherwise be the
+    whole calibration."""
     preprocess = Preprocessor(bundle.input)
-    produced = 0
-    for uri in sources:
-        source = open_source(uri)
-        try:
-            for frame in source:
-                if produced >= limit:
-                    return
-                batch = np.empty(bundle.input.shape, bundle.input.dtype)
-                preprocess(frame.image, batch)
-                produced += 1
-                yield batch
-        finally:
-            source.close()
+    for frame in sample_frames(list(sources), limit):
+        batch = np.empty(bundle.input.shape, bundle.input.dtype)
+        preprocess(frame.image, batch)
+        yield batch
 
 
 def _save_timing_cache(path: Path, data: bytes) -> None:
