@@ -23,8 +23,10 @@ from torchvision.models import get_model, get_model_weights, list_models
 
 from compile import mtcnn
 from compile import torchvision_detection as tvd
+from compile import torchvision_rcnn as rcnn
 from compile.checkpoint import load_weights, read_state_dict
 from compile.onnx_to_torch import convert_onnx
+from compile.prune import Trace
 from edge.bundle import Bundle, InputSpec, Thresholds, load_bundle, provenance, sha256_file
 from edge.bundle_create import create_bundle
 from edge.errors import UsageError
@@ -35,7 +37,9 @@ CLASSIFICATION_MODELS = tuple(list_models(module=torchvision.models))
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 MTCNN_STAGES = tuple(f"mtcnn_{role}" for role in ("rnet", "onet"))
-HEADS = ("ssd", "yolox", "logits", "mtcnn")  # which distillation loss reads the outputs (compile.losses.task_loss)
+# Which distillation loss reads the outputs (compile.losses.task_loss); None: no loss fits them (an R-CNN's
+# outputs are post-processed detections, of run-time count), so the network can be pruned but not distilled.
+HEADS = ("ssd", "yolox", "logits", "mtcnn", None)
 
 
 @dataclass
@@ -45,7 +49,7 @@ class Network:
     module: nn.Module  # normalised input tensor → raw outputs (a tensor or a tuple of tensors)
     task: str
     decoder: str  # the runtime decoder of its bundle
-    head: str  # one of HEADS
+    head: str | None  # one of HEADS
     input: InputSpec
     output_names: tuple[str, ...]
     labels: list[str]
@@ -56,6 +60,7 @@ class Network:
     backbone: tuple[str, ...] = ()  # module-name prefixes that --freeze-backbone-epochs freezes; () = all but heads
     feature_layer: str | None = None  # module whose outputs feature distillation matches
     keep: tuple[str, ...] = ()  # modules whose output width must stay, beyond the automatic rule
+    trace: Trace = None  # the forward pruning traces, where the plain one hides layers (compile.prune)
 
     def example(self, batch: int = 1) -> torch.Tensor:
         return torch.zeros((batch, *self.input.shape[1:]))
@@ -120,6 +125,18 @@ def classifier_network(name: str, checkpoint: str | Path | None = None,
     return _imagenet_network(model, name, checkpoint, input_size, task="classification", decoder="softmax-topk")
 
 
+def rcnn_network(name: str, checkpoint: str | Path | None = None,
+                 input_size: tuple[int, int] | None = None) -> Network:
+    """Faster, Mask or Keypoint R-CNN with its post-processing, as ``edge compile`` exports it; prunable
+    (traced with the RPN, :func:`compile.torchvision_rcnn.trace_with_rpn`), not distillable."""
+    width, height = rcnn.input_size(name, input_size)
+    net, kind = rcnn.rcnn_model(name, checkpoint, (width, height)), rcnn.KINDS[name]
+    return Network(module=rcnn.RcnnHeads(net, kind.outputs), task=kind.task, decoder=kind.decoder, head=None,
+                   input=rcnn.input_spec(width, height), output_names=kind.outputs,
+                   labels=rcnn.labels_of(name, net), source=_source(f"torchvision.models.detection.{name}", checkpoint),
+                   thresholds=rcnn.thresholds(net), backbone=("model.backbone",), trace=rcnn.trace_with_rpn)
+
+
 def mtcnn_stage_network(name: str, checkpoint: str | Path | None = None) -> Network:
     """R-Net or O-Net alone, as a classifier of square face-candidate crops (labels "not face", "face";
     the face probability is already a softmax). Distil it on crops like those the cascade shows it
@@ -153,12 +170,16 @@ def bundle_network(bundle: Bundle) -> Network:
 def torchvision_network(name: str, task: str, checkpoint: str | Path | None = None,
                         input_size: tuple[int, int] | None = None) -> Network:
     """The torchvision model (or MTCNN stage) ``name`` for ``task``; a usage error lists what each task supports."""
-    families = {"detection": tvd.SSD_MODELS, "segmentation": SEGMENTATION_MODELS,
+    families = {"detection": (*tvd.SSD_MODELS, *rcnn.FASTER_RCNN),
+                "segmentation": (*SEGMENTATION_MODELS, *rcnn.MASK_RCNN), "pose": tuple(rcnn.KEYPOINT_RCNN),
                 "classification": CLASSIFICATION_MODELS + MTCNN_STAGES}
     if name not in families.get(task, ()):
         raise UsageError(f"--model: '{name}' is not a {task} model compile can prune; detection: "
-                         f"{', '.join(tvd.SSD_MODELS)}; segmentation: {', '.join(SEGMENTATION_MODELS)}; "
+                         f"{', '.join(families['detection'])}; segmentation: {', '.join(families['segmentation'])}; "
+                         f"pose: {', '.join(families['pose'])}; "
                          f"classification: any torchvision classifier, {', '.join(MTCNN_STAGES)}")
+    if name in rcnn.KINDS:
+        return rcnn_network(name, checkpoint, input_size)
     if task == "detection":
         return ssd_network(name, checkpoint)
     if name in MTCNN_STAGES:
