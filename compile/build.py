@@ -26,8 +26,7 @@ MODELS: dict[str, tuple[str, Builder]] = {
     **{model: ("detection", tvd.compile_ssd) for model in tvd.SSD_MODELS},
     **{model: ("classification", tvc.compile_classifier) for model in tvc.CLASSIFIERS},
     **{model: ("segmentation", tvs.compile_segmenter) for model in tvs.SEGMENTERS},
-    **{model: ("segmentation", rcnn.compile_maskrcnn) for model in rcnn.MASK_RCNN},
-    **{model: ("pose", rcnn.compile_keypointrcnn) for model in rcnn.KEYPOINT_RCNN},
+    **{model: (kind.task, rcnn.compile_rcnn) for model, kind in rcnn.KINDS.items()},
     "mtcnn": ("detection", mtcnn.compile_mtcnn),
 }
 

@@ -30,6 +30,7 @@ from compile.losses import task_loss
 from compile.prune import PruneConfig, cost, dependency_graph, output_layers, prune, replay
 from edge.bundle import Bundle, write_bundle
 from edge.decoders import DECODERS
+from edge.errors import UsageError
 from edge.paths import make_out_dir
 
 CHECKPOINT = "distill_checkpoint.pt"
@@ -73,7 +74,8 @@ def _compress(build: Callable[[], Network], out: Path, name: str, prune_config: 
     example = teacher.example()
     heads = _output_layer_names(teacher, example)
     augment = Augment(teacher.input, mixup=bool(distill_config and distill_config.mixup))
-    loss = _loss(teacher, distill_config)
+    needs_loss = distill_config is not None or (prune_config is not None and prune_config.importance == "taylor")
+    loss = _loss(teacher, distill_config) if needs_loss else None
 
     with tempfile.TemporaryDirectory(prefix="edge-compress-") as scratch:
         rows = [_measure("original", teacher, Path(scratch) / "original.onnx", held, None)]
@@ -81,11 +83,11 @@ def _compress(build: Callable[[], Network], out: Path, name: str, prune_config: 
         pruning = None
         if state is not None and state.get("pruning"):
             pruning = state["pruning"]
-            replay(student.module, example, pruning["history"])
-            pruned_only = replay(build().module, example, pruning["history"])
+            replay(student.module, example, pruning["history"], teacher.trace)
+            pruned_only = replay(build().module, example, pruning["history"], teacher.trace)
         elif prune_config is not None:
             gradients = _gradient_losses(teacher, loss, augment, train, distill_config)
-            pruning = prune(student.module, example, prune_config, keep=teacher.keep,
+            pruning = prune(student.module, example, prune_config, keep=teacher.keep, trace=teacher.trace,
                             gradient_losses=gradients if prune_config.importance == "taylor" else None
                             ).to_json(prune_config)
             pruned_only = student.module
@@ -129,6 +131,9 @@ def _frames(config: DistillConfig | None) -> tuple[list[np.ndarray], list[np.nda
 
 
 def _loss(network: Network, config: DistillConfig | None) -> torch.nn.Module:
+    if network.head is None:
+        raise UsageError(f"--distill/--prune-importance taylor: no distillation loss fits the outputs of a "
+                         f"'{network.decoder}' model ({', '.join(network.output_names)}); prune it by magnitude only")
     with torch.no_grad():
         shapes = [tuple(t.shape) for t in as_tuple(network.module(network.example()))]
     temperature = config.temperature if config else DistillConfig.temperature
@@ -137,7 +142,7 @@ def _loss(network: Network, config: DistillConfig | None) -> torch.nn.Module:
 
 def _output_layer_names(network: Network, example: torch.Tensor) -> set[str]:
     names = {module: name for name, module in network.module.named_modules()}
-    return {names[m] for m in output_layers(dependency_graph(network.module, example))}
+    return {names[m] for m in output_layers(dependency_graph(network.module, example, network.trace))}
 
 
 def _gradient_losses(teacher: Network, loss: torch.nn.Module, augment: Augment, frames: Sequence[np.ndarray],

@@ -2,8 +2,9 @@
 normalised input tensor to the raw outputs the runtime decodes, plus everything a bundle needs around it.
 
 torchvision's detection, segmentation and classification models are built here offline (``weights=None``);
-any bundle whose ONNX model onnx2torch can convert (YOLOX-nano, …) becomes a Network too, with the bundle's
-own input spec, decoder and labels.
+MTCNN's R-Net and O-Net (``mtcnn_rnet``, ``mtcnn_onet``) are face / not-face classifiers of crops with box
+and landmark regression (:func:`mtcnn_stage_network`); any bundle whose ONNX model onnx2torch can convert
+(YOLOX-nano, …) becomes a Network too, with the bundle's own input spec, decoder and labels.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import torchvision
 from torch import nn
 from torchvision.models import get_model, get_model_weights, list_models
 
+from compile import mtcnn
 from compile import torchvision_detection as tvd
+from compile import torchvision_rcnn as rcnn
 from compile.checkpoint import load_weights, read_state_dict
 from compile.onnx_to_torch import convert_onnx
+from compile.prune import Trace
 from edge.bundle import Bundle, InputSpec, Thresholds, load_bundle, provenance, sha256_file
 from edge.bundle_create import create_bundle
 from edge.errors import UsageError
@@ -32,7 +36,10 @@ CLASSIFICATION_MODELS = tuple(list_models(module=torchvision.models))
 # ImageNet normalisation in 0..255 pixel units, as every torchvision classification and segmentation model uses.
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-HEADS = ("ssd", "yolox", "logits")  # which distillation loss reads the outputs (compile.losses.task_loss)
+MTCNN_STAGES = tuple(f"mtcnn_{role}" for role in ("rnet", "onet"))
+# Which distillation loss reads the outputs (compile.losses.task_loss); None: no loss fits them (an R-CNN's
+# outputs are post-processed detections, of run-time count), so the network can be pruned but not distilled.
+HEADS = ("ssd", "yolox", "logits", "mtcnn", None)
 
 
 @dataclass
@@ -42,7 +49,7 @@ class Network:
     module: nn.Module  # normalised input tensor → raw outputs (a tensor or a tuple of tensors)
     task: str
     decoder: str  # the runtime decoder of its bundle
-    head: str  # one of HEADS
+    head: str | None  # one of HEADS
     input: InputSpec
     output_names: tuple[str, ...]
     labels: list[str]
@@ -53,6 +60,7 @@ class Network:
     backbone: tuple[str, ...] = ()  # module-name prefixes that --freeze-backbone-epochs freezes; () = all but heads
     feature_layer: str | None = None  # module whose outputs feature distillation matches
     keep: tuple[str, ...] = ()  # modules whose output width must stay, beyond the automatic rule
+    trace: Trace = None  # the forward pruning traces, where the plain one hides layers (compile.prune)
 
     def example(self, batch: int = 1) -> torch.Tensor:
         return torch.zeros((batch, *self.input.shape[1:]))
@@ -67,6 +75,19 @@ class SegmentationLogits(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)["out"]
+
+
+class FaceProbFirst(nn.Module):
+    """An MTCNN stage with its face probability as the first output, where the classification decoder and
+    the report read the class scores; the regressions follow under their cascade names."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        *regressions, face_prob = self.network(crops)
+        return (face_prob, *regressions)
 
 
 def ssd_network(name: str, checkpoint: str | Path | None = None) -> Network:
@@ -104,6 +125,33 @@ def classifier_network(name: str, checkpoint: str | Path | None = None,
     return _imagenet_network(model, name, checkpoint, input_size, task="classification", decoder="softmax-topk")
 
 
+def rcnn_network(name: str, checkpoint: str | Path | None = None,
+                 input_size: tuple[int, int] | None = None) -> Network:
+    """Faster, Mask or Keypoint R-CNN with its post-processing, as ``edge compile`` exports it; prunable
+    (traced with the RPN, :func:`compile.torchvision_rcnn.trace_with_rpn`), not distillable."""
+    width, height = rcnn.input_size(name, input_size)
+    net, kind = rcnn.rcnn_model(name, checkpoint, (width, height)), rcnn.KINDS[name]
+    return Network(module=rcnn.RcnnHeads(net, kind.outputs), task=kind.task, decoder=kind.decoder, head=None,
+                   input=rcnn.input_spec(width, height), output_names=kind.outputs,
+                   labels=rcnn.labels_of(name, net), source=_source(f"torchvision.models.detection.{name}", checkpoint),
+                   thresholds=rcnn.thresholds(net), backbone=("model.backbone",), trace=rcnn.trace_with_rpn)
+
+
+def mtcnn_stage_network(name: str, checkpoint: str | Path | None = None) -> Network:
+    """R-Net or O-Net alone, as a classifier of square face-candidate crops (labels "not face", "face";
+    the face probability is already a softmax). Distil it on crops like those the cascade shows it
+    (:func:`compile.mtcnn.candidate_crops`): on whole frames it would hardly ever see a face."""
+    role = name.removeprefix("mtcnn_")
+    _, side, outputs = mtcnn.NETWORKS[role]
+    spec = InputSpec(name="image", shape=(1, 3, side, side), layout="nchw", color="rgb", dtype="float32",
+                     resize="stretch", pad_value=0.0, mean=mtcnn.MEAN, std=mtcnn.STD)
+    return Network(module=FaceProbFirst(mtcnn.load_network(role, checkpoint)), task="classification",
+                   decoder="softmax-topk", head="mtcnn", input=spec,
+                   output_names=(outputs[-1], *outputs[:-1]), labels=["not face", "face"],
+                   source=_source(f"MTCNN {role} (compile/mtcnn.py)", checkpoint),
+                   decoder_args={"softmax": False, "topk": 2})
+
+
 def bundle_network(bundle: Bundle) -> Network:
     """The bundle's ONNX model converted to PyTorch, with the bundle's own spec, decoder and labels."""
     module = convert_onnx(bundle.file("model"))
@@ -121,15 +169,21 @@ def bundle_network(bundle: Bundle) -> Network:
 
 def torchvision_network(name: str, task: str, checkpoint: str | Path | None = None,
                         input_size: tuple[int, int] | None = None) -> Network:
-    """The torchvision model ``name`` for ``task``; a usage error lists what each task supports."""
-    families = {"detection": tvd.SSD_MODELS, "segmentation": SEGMENTATION_MODELS,
-                "classification": CLASSIFICATION_MODELS}
+    """The torchvision model (or MTCNN stage) ``name`` for ``task``; a usage error lists what each task supports."""
+    families = {"detection": (*tvd.SSD_MODELS, *rcnn.FASTER_RCNN),
+                "segmentation": (*SEGMENTATION_MODELS, *rcnn.MASK_RCNN), "pose": tuple(rcnn.KEYPOINT_RCNN),
+                "classification": CLASSIFICATION_MODELS + MTCNN_STAGES}
     if name not in families.get(task, ()):
-        raise UsageError(f"--model: '{name}' is not a torchvision {task} model compile can prune; detection: "
-                         f"{', '.join(tvd.SSD_MODELS)}; segmentation: {', '.join(SEGMENTATION_MODELS)}; "
-                         f"classification: any torchvision classifier")
+        raise UsageError(f"--model: '{name}' is not a {task} model compile can prune; detection: "
+                         f"{', '.join(families['detection'])}; segmentation: {', '.join(families['segmentation'])}; "
+                         f"pose: {', '.join(families['pose'])}; "
+                         f"classification: any torchvision classifier, {', '.join(MTCNN_STAGES)}")
+    if name in rcnn.KINDS:
+        return rcnn_network(name, checkpoint, input_size)
     if task == "detection":
         return ssd_network(name, checkpoint)
+    if name in MTCNN_STAGES:
+        return mtcnn_stage_network(name, checkpoint)
     builder = segmentation_network if task == "segmentation" else classifier_network
     return builder(name, checkpoint, **({"input_size": input_size} if input_size else {}))
 

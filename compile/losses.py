@@ -121,6 +121,28 @@ class YoloxLoss(nn.Module):
         return objectness + classes + self.box_weight * boxes
 
 
+class FaceLoss(nn.Module):
+    """MTCNN's R-Net and O-Net: ``(face_prob, bbox_reg[, landmarks])``, the probability already a softmax.
+
+    Face / not face: categorical KL at T on the log-probabilities (the logits up to a constant, which
+    softmax ignores). Box regression and landmarks: smooth L1 toward the teacher's, weighted by the
+    teacher's face probability, as MTCNN trains them on face crops only; divided by the batch's face count
+    (at least one), so a batch of non-faces does not inflate its few regressions.
+    """
+
+    def __init__(self, temperature: float):
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, student: Outputs, teacher: Outputs, hard: bool = False) -> torch.Tensor:
+        (s_prob, *s_regressions), (t_prob, *t_regressions) = student, teacher
+        log_s, log_t = (torch.log(p.clamp(min=_EPS)) for p in (s_prob, t_prob))
+        classes = softmax_kl(log_s, log_t, self.temperature, hard, dim=1).mean()
+        face = t_prob[:, 1]
+        regression = sum(F.smooth_l1_loss(s, t, reduction="none").sum(1) for s, t in zip(s_regressions, t_regressions))
+        return classes + (face * regression).sum() / face.sum().clamp(min=1.0)
+
+
 class FeatureLoss(nn.Module):
     """Feature distillation on backbone outputs: MSE after a 1x1 adapter (student width → teacher width),
     relative to the teacher's mean square so that maps of any scale weigh alike. The adapters exist only
@@ -144,6 +166,8 @@ def task_loss(decoder: str, temperature: float, output_shapes: Sequence[Sequence
     """The loss for a model decoded by ``decoder`` (the bundle's decoder name)."""
     if decoder == "ssd":
         return SsdLoss(temperature)
+    if decoder == "mtcnn":
+        return FaceLoss(temperature)
     if decoder == "yolox":
         width, height = input_size
         return YoloxLoss(temperature, width, height, int(np.prod(output_shapes[0][1:-1])))

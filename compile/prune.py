@@ -25,6 +25,9 @@ IMPORTANCES = ("magnitude", "taylor")
 # Layers that open a pruning group (Torch-Pruning's own default root types).
 ROOT_TYPES = (nn.modules.conv._ConvNd, nn.Linear, nn.LSTM)
 
+# The forward Torch-Pruning traces (model, example) → outputs, where the plain one hides layers; None = model(example).
+Trace = Callable[[nn.Module, Any], Any] | None
+
 # One pruning step, as Torch-Pruning records it: (module name, output channels?, channel indices).
 PruningHistory = list[tuple[str, bool, list[int]]]
 
@@ -66,10 +69,10 @@ class PruneResult:
                 "history": self.history}
 
 
-def dependency_graph(model: nn.Module, example: Any) -> tp.DependencyGraph:
+def dependency_graph(model: nn.Module, example: Any, trace: Trace = None) -> tp.DependencyGraph:
     with warnings.catch_warnings():  # unknown parameter-free ops are treated as element-wise, which is right here
         warnings.simplefilter("ignore")
-        return tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+        return tp.DependencyGraph().build_dependency(model, example_inputs=example, forward_fn=trace, verbose=False)
 
 
 def output_layers(graph: tp.DependencyGraph) -> list[nn.Module]:
@@ -93,15 +96,17 @@ def output_layers(graph: tp.DependencyGraph) -> list[nn.Module]:
 
 
 def prune(model: nn.Module, example: Any, config: PruneConfig, *, keep: Sequence[str] = (),
-          gradient_losses: Callable[[nn.Module], Iterable[torch.Tensor]] | None = None) -> PruneResult:
-    """Prunes ``model`` in place. ``keep`` names extra modules whose output width must not change.
+          gradient_losses: Callable[[nn.Module], Iterable[torch.Tensor]] | None = None,
+          trace: Trace = None) -> PruneResult:
+    """Prunes ``model`` in place. ``keep`` names extra modules whose output width must not change;
+    ``trace`` is the forward to trace where the plain one hides layers from the graph.
 
     Taylor importance needs gradients: ``gradient_losses(model)`` yields scalar losses (no labels needed,
     see :mod:`compile.losses`), ``config.taylor_batches`` of which are back-propagated before ranking.
     """
     model.eval()
     params_before, macs_before = cost(model, example)
-    graph = dependency_graph(model, example)
+    graph = dependency_graph(model, example, trace)
     names = dict(model.named_modules())
     kept = output_layers(graph) + [names[name] for name in keep]
     if config.importance == "taylor":
@@ -114,7 +119,7 @@ def prune(model: nn.Module, example: Any, config: PruneConfig, *, keep: Sequence
         model, example, importance=importance, pruning_ratio=config.ratio,
         pruning_ratio_dict={names[name]: ratio for name, ratio in config.layer_ratios.items()} or None,
         global_pruning=config.global_pruning, max_pruning_ratio=config.max_layer_ratio,
-        ignored_layers=kept, round_to=config.round_to,
+        ignored_layers=kept, round_to=config.round_to, forward_fn=trace,
         # BasePruner's defaults for these are shared dicts that it mutates: fresh ones keep runs independent.
         in_channel_groups={}, out_channel_groups={}, num_heads={}, channel_groups={},
     )
@@ -128,10 +133,10 @@ def prune(model: nn.Module, example: Any, config: PruneConfig, *, keep: Sequence
                        macs_before=macs_before, macs_after=macs_after)
 
 
-def replay(model: nn.Module, example: Any, history: PruningHistory) -> nn.Module:
+def replay(model: nn.Module, example: Any, history: PruningHistory, trace: Trace = None) -> nn.Module:
     """Applies a stored pruning history to a fresh copy of the unpruned model, so its pruned weights load."""
     model.eval()
-    dependency_graph(model, example).load_pruning_history([list(step) for step in history])
+    dependency_graph(model, example, trace).load_pruning_history([list(step) for step in history])
     return model
 
 

@@ -1,8 +1,9 @@
-"""torchvision Keypoint R-CNN and Mask R-CNN, exported *with* their post-processing.
+"""torchvision's two-stage detectors — Faster R-CNN, Keypoint R-CNN, Mask R-CNN — exported *with* their
+post-processing.
 
 The graph runs backbone, RPN and RoI heads (box NMS, per-class score threshold, keypoint heatmap
-decoding, RoIAlign mask head) and returns a run-time number N of people or instances: ``boxes``,
-``labels``, ``scores`` and ``keypoints``/``keypoints_scores`` or ``masks`` [N, 1, 28, 28]. Left out are
+decoding, RoIAlign mask head) and returns a run-time number N of objects, people or instances: ``boxes``,
+``labels``, ``scores``, then ``keypoints``/``keypoints_scores`` or ``masks`` [N, 1, 28, 28]. Left out are
 torchvision's transform (normalisation becomes the bundle's input spec; the frame is letterboxed to the
 input, top left, as torchvision scales it) and the final mask pasting, which edge's ``maskrcnn`` decoder
 does in NumPy straight into the frame, exactly as ``paste_masks_in_image`` does.
@@ -11,6 +12,8 @@ does in NumPy straight into the frame, exactly as ``paste_masks_in_image`` does.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import torch
@@ -29,11 +32,18 @@ from compile.export import (
     single_checkpoint,
     write_compiled,
 )
-from edge.bundle import Bundle, Thresholds
+from edge.bundle import Bundle, InputSpec, Thresholds
 from edge.errors import UsageError
 
 # Name → (builder, COCO weights whose offline metadata names the classes; nothing is downloaded).
 Family = dict[str, tuple[Callable[..., GeneralizedRCNN], WeightsEnum]]
+FASTER_RCNN: Family = {
+    "fasterrcnn_mobilenet_v3_large_320_fpn": (tvd.fasterrcnn_mobilenet_v3_large_320_fpn,
+                                              tvd.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1),
+    "fasterrcnn_mobilenet_v3_large_fpn": (tvd.fasterrcnn_mobilenet_v3_large_fpn,
+                                          tvd.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1),
+    "fasterrcnn_resnet50_fpn": (tvd.fasterrcnn_resnet50_fpn, tvd.FasterRCNN_ResNet50_FPN_Weights.COCO_V1),
+}
 MASK_RCNN: Family = {
     "maskrcnn_resnet50_fpn": (tvd.maskrcnn_resnet50_fpn, tvd.MaskRCNN_ResNet50_FPN_Weights.COCO_V1),
     "maskrcnn_resnet50_fpn_v2": (tvd.maskrcnn_resnet50_fpn_v2, tvd.MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1),
@@ -41,9 +51,24 @@ MASK_RCNN: Family = {
 KEYPOINT_RCNN: Family = {
     "keypointrcnn_resnet50_fpn": (tvd.keypointrcnn_resnet50_fpn, tvd.KeypointRCNN_ResNet50_FPN_Weights.COCO_V1),
 }
-MASK_OUTPUTS = ("boxes", "labels", "scores", "masks")
-KEYPOINT_OUTPUTS = ("boxes", "labels", "scores", "keypoints", "keypoints_scores")
+FAMILIES: Family = {**FASTER_RCNN, **MASK_RCNN, **KEYPOINT_RCNN}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What one family's bundle is: its task, the runtime decoder, and the outputs that decoder reads."""
+
+    task: str
+    decoder: str
+    outputs: tuple[str, ...]
+
+
+BOX_OUTPUTS = ("boxes", "labels", "scores")
+KINDS = {**{m: Kind("detection", "fasterrcnn", BOX_OUTPUTS) for m in FASTER_RCNN},
+         **{m: Kind("segmentation", "maskrcnn", (*BOX_OUTPUTS, "masks")) for m in MASK_RCNN},
+         **{m: Kind("pose", "keypointrcnn", (*BOX_OUTPUTS, "keypoints", "keypoints_scores")) for m in KEYPOINT_RCNN}}
 INPUT_SIZE = (512, 512)
+INPUT_SIZES = {"fasterrcnn_mobilenet_v3_large_320_fpn": (320, 320)}  # the size the model was trained at
 SCORE_THRESHOLD = 0.5  # the bundle's (shown) threshold; the graph keeps torchvision's 0.05 for candidates
 PAD_VALUE = 114.5  # the ImageNet mean pixel, near enough: torchvision pads normalised images with zeros
 
@@ -65,12 +90,21 @@ class RcnnHeads(nn.Module):
         return tuple(detections[0][name] for name in self.names)
 
 
+def trace_with_rpn(heads: RcnnHeads, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The forward Torch-Pruning traces: the detections plus the RPN head's raw outputs. torchvision
+    detaches the RPN's proposals, so in the plain forward no gradient path reaches the RPN head and the
+    dependency graph does not see it: pruning would thin the FPN maps it reads and leave its convolution
+    expecting the old width. As outputs, its objectness and box convs also keep their width (one per anchor)."""
+    objectness, deltas = heads.model.rpn.head(list(heads.model.backbone(images).values()))
+    return (*heads(images), *chain(objectness, deltas))
+
+
 def build_rcnn(model: str, size: tuple[int, int] = INPUT_SIZE, **options) -> GeneralizedRCNN:
     """torchvision's architecture, seeded initialisation, offline, in eval mode; its transform set to the
     bundle's input size so that running the whole torchvision model on an input-sized image (as the tests
     do) resizes nothing. ``options`` go to the builder (e.g. ``num_classes``, ``box_score_thresh``)."""
     torch.manual_seed(0)
-    builder, _ = {**MASK_RCNN, **KEYPOINT_RCNN}[model]
+    builder, _ = FAMILIES[model]
     return builder(weights=None, weights_backbone=None, min_size=min(size), max_size=max(size), **options).eval()
 
 
@@ -89,32 +123,35 @@ def rcnn_model(model: str, checkpoint: str | Path | None, size: tuple[int, int])
     return net
 
 
-def _compile(model: str, out: Path, *, checkpoint: Checkpoint, labels: str | Path | None, name: str | None,
-             size: tuple[int, int] | None, task: str, decoder: str, outputs: tuple[str, ...],
-             families: Family) -> Bundle:
-    checkpoint = single_checkpoint(model, checkpoint)
-    width, height = size or INPUT_SIZE
+def input_size(model: str, size: tuple[int, int] | None) -> tuple[int, int]:
+    width, height = size or INPUT_SIZES.get(model, INPUT_SIZE)
     if width % 32 or height % 32:
         raise UsageError(f"--input-size: {width}x{height}; the FPN backbone needs multiples of 32")
-    net = rcnn_model(model, checkpoint, (width, height))
-    spec = imagenet_input("images", width, height, resize="letterbox", pad_value=PAD_VALUE)
-    export_onnx(RcnnHeads(net, outputs), torch.rand(spec.shape), out / "model.onnx", input_name=spec.name,
-                output_names=outputs)
+    return width, height
+
+
+def input_spec(width: int, height: int) -> InputSpec:
+    return imagenet_input("images", width, height, resize="letterbox", pad_value=PAD_VALUE)
+
+
+def thresholds(net: GeneralizedRCNN) -> Thresholds:
+    return Thresholds(score=SCORE_THRESHOLD, iou=net.roi_heads.nms_thresh,
+                      max_detections=net.roi_heads.detections_per_img)
+
+
+def labels_of(model: str, net: GeneralizedRCNN, labels: str | Path | None = None) -> list[str]:
     classes = net.roi_heads.box_predictor.cls_score.out_features
+    return resolve_labels(labels, classes, FAMILIES[model][1].meta["categories"])
+
+
+def compile_rcnn(model: str, out: Path, *, checkpoint: Checkpoint, labels: str | Path | None, name: str | None,
+                 size: tuple[int, int] | None) -> Bundle:
+    checkpoint = single_checkpoint(model, checkpoint)
+    width, height = input_size(model, size)
+    net, kind, spec = rcnn_model(model, checkpoint, (width, height)), KINDS[model], input_spec(width, height)
+    export_onnx(RcnnHeads(net, kind.outputs), torch.rand(spec.shape), out / "model.onnx", input_name=spec.name,
+                output_names=kind.outputs)
     return write_compiled(
-        out, model, checkpoint, name=name or model, task=task, decoder=decoder, input=spec,
-        labels=resolve_labels(labels, classes, families[model][1].meta["categories"]),
-        thresholds=Thresholds(score=SCORE_THRESHOLD, iou=net.roi_heads.nms_thresh,
-                              max_detections=net.roi_heads.detections_per_img),
-        files={"model": "model.onnx"},
+        out, model, checkpoint, name=name or model, task=kind.task, decoder=kind.decoder, input=spec,
+        labels=labels_of(model, net, labels), thresholds=thresholds(net), files={"model": "model.onnx"},
     )
-
-
-def compile_maskrcnn(model: str, out: Path, **options) -> Bundle:
-    return _compile(model, out, task="segmentation", decoder="maskrcnn", outputs=MASK_OUTPUTS, families=MASK_RCNN,
-                    **options)
-
-
-def compile_keypointrcnn(model: str, out: Path, **options) -> Bundle:
-    return _compile(model, out, task="pose", decoder="keypointrcnn", outputs=KEYPOINT_OUTPUTS,
-                    families=KEYPOINT_RCNN, **options)

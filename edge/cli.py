@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser("compile", parents=[common], help="PyTorch model → bundle")
     compile_.add_argument("--model", required=True, help="torchvision model name (e.g. ssdlite320_mobilenet_v3_large, "
                           "resnet18, lraspp_mobilenet_v3_large, maskrcnn_resnet50_fpn) or mtcnn; with "
-                          "--prune/--distill also a bundle folder or an ONNX file")
+                          "--prune/--distill also mtcnn_onet/mtcnn_rnet, a bundle folder or an ONNX file")
     compile_.add_argument("--checkpoint", action="append", default=[], metavar="[NETWORK=]FILE",
                           help="state_dict file (torch.load weights_only); default: random weights. For MTCNN "
                                "one per network: pnet=FILE rnet=FILE onet=FILE")

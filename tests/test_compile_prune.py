@@ -141,3 +141,47 @@ def test_pruned_yolox_keeps_its_output_and_runs_as_a_bundle(yolox_bundle, tmp_pa
         model(frame)
     finally:
         model.close()
+
+
+# --- MTCNN R-Net and O-Net: real weights, the flatten before their dense layers prunes consistently ------------
+
+@pytest.mark.parametrize("role, conv", [("rnet", "conv3"), ("onet", "conv4")])
+def test_pruning_the_conv_before_the_dense_layer_equals_silencing_its_channels(assets, role, conv):
+    """Torch-Pruning maps a pruned channel to the dense columns of a channel-major flatten; the published
+    weights are in Caffe (width, height, channel) order, and must have been reordered on loading."""
+    import copy
+
+    import torch_pruning as tp
+
+    from compile.mtcnn import NETWORKS, load_network
+
+    network = load_network(role, assets / f"models/detection/mtcnn_{role}.pt")
+    side, channels = NETWORKS[role][1], [0, 5, 7]
+    crops = torch.randn(4, 3, side, side, generator=torch.Generator().manual_seed(0))
+    silenced = copy.deepcopy(network)
+    with torch.no_grad():
+        getattr(silenced, conv).weight[channels] = 0
+        getattr(silenced, conv).bias[channels] = 0  # PReLU(0) = 0: those features are zero
+        expected = silenced(crops)
+    graph = dependency_graph(network, torch.zeros(1, 3, side, side))
+    graph.get_pruning_group(getattr(network, conv), tp.prune_conv_out_channels, idxs=channels).prune()
+    with torch.no_grad():
+        for ours, theirs in zip(network(crops), expected):
+            torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_pruned_onet_runs_in_the_runtime_as_a_face_classifier(assets, tmp_path, frame):
+    from compile.families import mtcnn_stage_network
+
+    result = compress(lambda: mtcnn_stage_network("mtcnn_onet", assets / "models/detection/mtcnn_onet.pt"),
+                      tmp_path / "onet", name="onet_p50", prune_config=PruneConfig(0.5))
+    original, pruned = result.rows
+    assert pruned.macs <= 0.4 * original.macs
+    assert output_shapes(result.onnx) == [[1, 2], [1, 4], [1, 10]]
+    assert result.bundle.decoder == "softmax-topk" and result.bundle.labels == ["not face", "face"]
+    model = Model(result.bundle, "onnxruntime")
+    try:
+        top = model(frame)
+    finally:
+        model.close()
+    assert sorted(top.class_ids.tolist()) == [0, 1] and abs(float(top.scores.sum()) - 1.0) < 1e-4

@@ -221,3 +221,36 @@ def test_keypointrcnn_matches_pytorch(keypointrcnn, people):
     np.testing.assert_allclose(poses.boxes[inside], resized["boxes"].numpy()[inside], atol=0.02)
     np.testing.assert_allclose(poses.keypoints[..., :2], resized["keypoints"].numpy()[..., :2], atol=0.02)
     assert poses.to_event(bundle.label)["poses"][0]["box"] is not None
+
+
+def test_fasterrcnn_mobilenet_matches_pytorch(tmp_path, people, live_weights):
+    """The two-stage family's mobile member at the size it was trained at (320): boxes, labels and scores.
+    A checkpoint of the random model with two classes (over 91, random class scores all fall under the
+    graph's candidate threshold, 0.05) and live BatchNorm statistics (else every score ties)."""
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    checkpoint, random = tmp_path / "two_classes.pth", rcnn.build_rcnn(name, (320, 320), num_classes=2)
+    live_weights(random.backbone, (4, 3, 320, 320))
+    torch.save(random.state_dict(), checkpoint)
+    out = tmp_path / "bundle"
+    assert main(["compile", "--model", name, "--task", "detection", "--checkpoint", str(checkpoint),
+                 "--out", str(out)]) == 0
+    from edge.bundle import load_bundle
+
+    bundle, net = load_bundle(out), rcnn.rcnn_model(name, checkpoint, (320, 320))
+    assert bundle.decoder == "fasterrcnn" and bundle.input.shape == (1, 3, 320, 320)
+    assert bundle.labels == ["class_0", "class_1"]
+    model = Model(bundle)
+    tensor, transform = model_input(bundle, people)
+    outputs = onnx_outputs(model, tensor)
+    theirs = torchvision_forward(net, bundle, tensor)
+    assert len(outputs["scores"]) == len(theirs["scores"]) > 5 and np.ptp(theirs["scores"]) > 0.01
+    order = matched(outputs["boxes"], theirs["boxes"])
+    np.testing.assert_allclose(outputs["scores"], theirs["scores"][order], atol=1e-4)
+    np.testing.assert_array_equal(outputs["labels"], theirs["labels"][order])
+    decoder = DECODERS["fasterrcnn"](replace(bundle, thresholds=Thresholds(0.0, 0.5, 100)), model.backend.outputs)
+    found = decoder({k: v.copy() for k, v in outputs.items()}, transform)  # back to the 640 × 480 frame
+    content = (round(480 * transform.scale_y), round(640 * transform.scale_x))
+    (resized,) = net.transform.postprocess([{k: torch.from_numpy(v) for k, v in outputs.items()}], [content],
+                                           [(480, 640)])
+    inside = np.flatnonzero(outputs["boxes"][:, 3] <= content[0])  # not into the pad: edge clips to the frame
+    np.testing.assert_allclose(found.boxes[inside], resized["boxes"].numpy()[inside], atol=0.02)

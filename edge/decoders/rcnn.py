@@ -1,11 +1,13 @@
-"""torchvision's Keypoint R-CNN and Mask R-CNN, exported with their own post-processing (``edge compile``).
+"""torchvision's Faster R-CNN, Keypoint R-CNN and Mask R-CNN, exported with their own post-processing
+(``edge compile``).
 
 Outputs have a run-time count N: ``boxes`` [N, 4] (model-input pixels), ``labels`` [N], ``scores`` [N]
-(already NMS-ed and cut to ``detections_per_img`` in the graph), then ``keypoints`` [N, K, 3] with
-``keypoints_scores`` [N, K], or ``masks`` [N, 1, M, M]: per-box mask probabilities from the model's
-RoIAlign mask head, before pasting. Pasting is done here, straight into the frame, exactly as
-``torchvision.models.detection.roi_heads.paste_masks_in_image`` does it (pad by one cell, widen the box
-to match, bilinear resize to the integer box, clip), so no frame-sized mask is ever made per instance.
+(already NMS-ed and cut to ``detections_per_img`` in the graph) — all that Faster R-CNN gives — then
+``keypoints`` [N, K, 3] with ``keypoints_scores`` [N, K], or ``masks`` [N, 1, M, M]: per-box mask
+probabilities from the model's RoIAlign mask head, before pasting. Pasting is done here, straight into the
+frame, exactly as ``torchvision.models.detection.roi_heads.paste_masks_in_image`` does it (pad by one cell,
+widen the box to match, bilinear resize to the integer box, clip), so no frame-sized mask is ever made per
+instance.
 """
 
 from __future__ import annotations
@@ -35,6 +37,18 @@ class _RcnnDecoder(Decoder):
         """Indices above the score threshold and their boxes in frame pixels."""
         keep = np.flatnonzero(outputs["scores"] >= self.thresholds.score)[:self.thresholds.max_detections]
         return keep, transform.boxes_to_source(outputs["boxes"][keep].astype(np.float32))
+
+
+@register
+class FasterRcnnDecoder(_RcnnDecoder):
+    """Boxes, scores and labels, as the graph's post-processing left them."""
+
+    name = "fasterrcnn"
+    task = "detection"
+
+    def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Detections:
+        keep, boxes = self.kept(outputs, transform)
+        return Detections(boxes, outputs["scores"][keep].astype(np.float32), outputs["labels"][keep].astype(np.int64))
 
 
 @register
