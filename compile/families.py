@@ -27,6 +27,7 @@ from compile import torchvision_rcnn as rcnn
 from compile.checkpoint import load_weights, read_state_dict
 from compile.onnx_to_torch import convert_onnx
 from compile.prune import Trace
+from compile.torchvision_segmentation import SegmentationLogits
 from edge.bundle import Bundle, InputSpec, Thresholds, load_bundle, provenance, sha256_file
 from edge.bundle_create import create_bundle
 from edge.errors import UsageError
@@ -64,17 +65,6 @@ class Network:
 
     def example(self, batch: int = 1) -> torch.Tensor:
         return torch.zeros((batch, *self.input.shape[1:]))
-
-
-class SegmentationLogits(nn.Module):
-    """torchvision's segmentation models return ``{"out": logits}``; the bundle's model returns the logits."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images)["out"]
 
 
 class FaceProbFirst(nn.Module):
