@@ -254,3 +254,24 @@ def test_fasterrcnn_mobilenet_matches_pytorch(tmp_path, people, live_weights):
                                            [(480, 640)])
     inside = np.flatnonzero(outputs["boxes"][:, 3] <= content[0])  # not into the pad: edge clips to the frame
     np.testing.assert_allclose(found.boxes[inside], resized["boxes"].numpy()[inside], atol=0.02)
+
+
+def test_pruned_fasterrcnn_exports_and_runs_in_the_runtime(tmp_path, people):
+    """Half the channels of the two-stage detector: the FPN and backbone thin out, the RPN head (which
+    torchvision detaches, so only the RPN-aware trace sees it) and the box predictor keep their widths, and
+    the pruned graph, post-processing included, still runs as a bundle."""
+    from compile.compress import compress
+    from compile.families import rcnn_network
+    from compile.prune import PruneConfig
+
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    result = compress(lambda: rcnn_network(name), tmp_path / "pruned", name="frcnn", prune_config=PruneConfig(0.5))
+    original, pruned = result.rows
+    assert pruned.macs < 0.5 * original.macs and pruned.params < 0.5 * original.params
+    kept = set(result.compile_block["pruning"]["kept_layers"])
+    assert {"model.rpn.head.cls_logits", "model.rpn.head.bbox_pred"} <= kept, kept
+    assert any(layer.startswith("model.roi_heads.box_predictor") for layer in kept), kept
+    model = Model(result.bundle, "onnxruntime")
+    found = model(people)
+    assert found.boxes.shape[1:] == (4,) and len(found.boxes) == len(found.scores)  # random weights: any count
+    model.close()
