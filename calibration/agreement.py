@@ -94,6 +94,9 @@ def top1_agreement(reference: Sequence[int], candidate: Sequence[int]) -> float:
     return float((reference == candidate).mean()) if len(reference) else 1.0
 
 
+# Each task's metric, by the name reports print.
+METRICS = {"detection": "mAP@0.5", "segmentation": "mIoU", "pose": "mean OKS", "classification": "top-1"}
+
 
 def task_agreement(task: str, reference: Sequence, candidate: Sequence, classes: int) -> float:
     """The task's agreement metric, the reference standing in for ground truth (``classes``: segmentation only)."""

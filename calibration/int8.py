@@ -22,7 +22,7 @@ from typing import Any
 
 import onnx
 
-from calibration.agreement import task_agreement
+from calibration.agreement import METRICS, task_agreement
 from calibration.dataset import CalibrationSet, calibration_set, progress
 from calibration.lint import lint_qdq
 from calibration.measure import cpu_latency_ms, predictions, segmentation_classes
@@ -33,7 +33,6 @@ from edge.decoders import DECODERS, Cascade
 from edge.errors import EdgeError, UsageError
 from edge.paths import make_out_dir
 
-METRICS = {"detection": "mAP@0.5", "segmentation": "mIoU", "pose": "mean OKS", "classification": "top-1"}
 MAX_FLOAT_SHARE = 0.25  # an "int8" model with more than a quarter of its layers in float is not worth shipping
 CANDIDATE_SCORE = 0.01  # detection candidates keep boxes down to this score (see Gate)
 SENSITIVITY_FRAMES = 4  # calibration frames the per-tensor noise is measured on (all tensors are kept in memory)
@@ -116,7 +115,8 @@ def quantize_bundle(bundle: Bundle, out: Path, config: QuantizeConfig) -> Quanti
         calibration = calibration_set(bundle.input, config.sources, config.frames, config.holdout, config.cache)
         gate = Gate(bundle, calibration, config.max_drop)
         prepared = prepare(bundle.file("model"), scratch / "prepared.onnx")
-        reader = TensorReader(bundle.input.name, list(calibration.batches()))
+        batches = list(calibration.batches())
+        reader = TensorReader(bundle.input.name, batches)
 
         def candidate(method: str, variant: Variant, kept: list[str]) -> Trial:
             progress(f"quantize: {variant.name} {method}, {len(kept)} layer(s) in float")
@@ -128,7 +128,7 @@ def quantize_bundle(bundle: Bundle, out: Path, config: QuantizeConfig) -> Quanti
         tried = [candidate(method, TENSORRT, []) for method in methods]
         best = max(tried, key=lambda t: t.metric)
         if best.metric < gate.required:
-            ranked = rank_nodes(best.path, list(calibration.batches())[:SENSITIVITY_FRAMES], bundle.input.name, scratch)
+            ranked = rank_nodes(best.path, batches[:SENSITIVITY_FRAMES], bundle.input.name, scratch)
             best = _keep_in_float(lambda kept: candidate(best.method, TENSORRT, kept), ranked, gate.required, best)
         if best.metric < gate.required:
             raise GateFailed(_failure(bundle, gate, config, best, tried))

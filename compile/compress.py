@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from calibration.agreement import task_agreement
 from calibration.frames import sample_frames, split_holdout
+from calibration.measure import cpu_latency_ms
 from compile import report
 from compile.augment import Augment, frame_tensors
 from compile.distill import DistillConfig, Distiller, as_tuple, load_checkpoint, seed_everything
@@ -118,8 +120,8 @@ def _measure(stage: str, network: Network, onnx: Path, held: Sequence[np.ndarray
     params, macs = cost(module, network.example())
     found = report.predictions(onnx, network, held) if held else []
     agreement = None if not held else 1.0 if reference is None else \
-        report.agreement(network.task, reference, found, len(network.labels))
-    return _Row(report.Measurement(stage, params, macs, report.cpu_latency_ms(onnx, network), agreement), found)
+        task_agreement(network.task, reference, found, len(network.labels))
+    return _Row(report.Measurement(stage, params, macs, cpu_latency_ms(onnx, network.input), agreement), found)
 
 
 def _frames(config: DistillConfig | None) -> tuple[list[np.ndarray], list[np.ndarray]]:

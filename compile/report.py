@@ -17,14 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from calibration import measure
-from calibration.agreement import FrameDetections, task_agreement
+from calibration.agreement import METRICS, FrameDetections
 from calibration.measure import LATENCY_RUNS
 from compile.families import Network
 from edge.backends.onnxruntime import open_session
 from edge.bundle import write_bundle
 from edge.preprocess import Preprocessor
-
-METRICS = {"detection": "mAP@0.5", "segmentation": "mIoU", "pose": "mean OKS", "classification": "top-1"}
 
 
 @dataclass(frozen=True)
@@ -36,10 +34,6 @@ class Measurement:
     macs: int
     latency_ms: float
     agreement: float | None
-
-
-def cpu_latency_ms(onnx: Path, network: Network) -> float:
-    return measure.cpu_latency_ms(onnx, network.input)
 
 
 def predictions(onnx: Path, network: Network, frames: Sequence[np.ndarray]) -> list:
@@ -70,11 +64,6 @@ def _detections(onnx: Path, network: Network, frames: Sequence[np.ndarray]) -> l
                               input=network.input, labels=network.labels, thresholds=network.thresholds,
                               files=files, decoder_args=network.decoder_args, provenance={})
         return measure.predictions(bundle, frames)
-
-
-def agreement(task: str, reference: list, candidate: list, classes: int) -> float:
-    """The task's agreement metric, the reference (the teacher) standing in for ground truth."""
-    return task_agreement(task, reference, candidate, classes)
 
 
 def report_json(rows: Sequence[Measurement], task: str, holdout_frames: int) -> dict:

@@ -65,6 +65,28 @@ def matched(ours_boxes: np.ndarray, theirs_boxes: np.ndarray) -> np.ndarray:
     return iou.argmax(axis=1)
 
 
+def matched_to_torchvision(model: Model, net, bundle, frame, spread: float):
+    """The ONNX graph's outputs and torchvision's on the same input, paired box by box: (ours, theirs in our
+    order, transform). Asserts the same detections (count, boxes, scores) and a spread of scores, so that the
+    comparison is not between ties."""
+    tensor, transform = model_input(bundle, frame)
+    outputs = onnx_outputs(model, tensor)
+    theirs = torchvision_forward(net, bundle, tensor)
+    assert len(outputs["scores"]) == len(theirs["scores"]) > 5 and np.ptp(theirs["scores"]) > spread
+    order = matched(outputs["boxes"], theirs["boxes"])
+    np.testing.assert_allclose(outputs["scores"], theirs["scores"][order], atol=1e-4)
+    return outputs, {name: value[order] for name, value in theirs.items()}, transform
+
+
+def torchvision_in_frame(net, outputs: dict[str, np.ndarray], transform: Transform):
+    """torchvision's own mapping of the graph's outputs back to the 640 × 480 frame, and the indices of the
+    detections that stay out of the letterbox pad (edge clips those to the frame; torchvision does not)."""
+    content = (round(480 * transform.scale_y), round(640 * transform.scale_x))
+    (resized,) = net.transform.postprocess([{k: torch.from_numpy(v) for k, v in outputs.items()}], [content],
+                                           [(480, 640)])
+    return resized, np.flatnonzero(outputs["boxes"][:, 3] <= content[0])
+
+
 def frame_mask(masks, i: int) -> np.ndarray:
     width, height = masks.frame_size
     full = np.zeros((height, width), bool)
@@ -205,19 +227,11 @@ def test_keypointrcnn_matches_pytorch(keypointrcnn, people):
     model = Model(bundle)
     decoder = DECODERS["keypointrcnn"](replace(bundle, thresholds=Thresholds(0.0, 0.5, 100)),
                                        model.backend.outputs)
-    tensor, transform = model_input(bundle, people)
-    outputs = onnx_outputs(model, tensor)
-    theirs = torchvision_forward(net, bundle, tensor)
-    assert len(outputs["scores"]) == len(theirs["scores"]) > 5 and np.ptp(theirs["scores"]) > 0.1
-    order = matched(outputs["boxes"], theirs["boxes"])
-    np.testing.assert_allclose(outputs["scores"], theirs["scores"][order], atol=1e-4)
-    np.testing.assert_allclose(outputs["keypoints"][..., :2], theirs["keypoints"][order][..., :2], atol=0.05)
-    np.testing.assert_allclose(outputs["keypoints_scores"], theirs["keypoints_scores"][order], atol=1e-3)
+    outputs, theirs, transform = matched_to_torchvision(model, net, bundle, people, spread=0.1)
+    np.testing.assert_allclose(outputs["keypoints"][..., :2], theirs["keypoints"][..., :2], atol=0.05)
+    np.testing.assert_allclose(outputs["keypoints_scores"], theirs["keypoints_scores"], atol=1e-3)
     poses = decoder({k: v.copy() for k, v in outputs.items()}, transform)  # back to the 640 × 480 frame
-    content = (round(480 * transform.scale_y), round(640 * transform.scale_x))
-    raw = [{k: torch.from_numpy(v) for k, v in outputs.items()}]
-    (resized,) = net.transform.postprocess(raw, [content], [(480, 640)])
-    inside = np.flatnonzero(outputs["boxes"][:, 3] <= content[0])  # not into the pad: edge clips to the frame
+    resized, inside = torchvision_in_frame(net, outputs, transform)
     np.testing.assert_allclose(poses.boxes[inside], resized["boxes"].numpy()[inside], atol=0.02)
     np.testing.assert_allclose(poses.keypoints[..., :2], resized["keypoints"].numpy()[..., :2], atol=0.02)
     assert poses.to_event(bundle.label)["poses"][0]["box"] is not None
@@ -240,19 +254,11 @@ def test_fasterrcnn_mobilenet_matches_pytorch(tmp_path, people, live_weights):
     assert bundle.decoder == "fasterrcnn" and bundle.input.shape == (1, 3, 320, 320)
     assert bundle.labels == ["class_0", "class_1"]
     model = Model(bundle)
-    tensor, transform = model_input(bundle, people)
-    outputs = onnx_outputs(model, tensor)
-    theirs = torchvision_forward(net, bundle, tensor)
-    assert len(outputs["scores"]) == len(theirs["scores"]) > 5 and np.ptp(theirs["scores"]) > 0.01
-    order = matched(outputs["boxes"], theirs["boxes"])
-    np.testing.assert_allclose(outputs["scores"], theirs["scores"][order], atol=1e-4)
-    np.testing.assert_array_equal(outputs["labels"], theirs["labels"][order])
+    outputs, theirs, transform = matched_to_torchvision(model, net, bundle, people, spread=0.01)
+    np.testing.assert_array_equal(outputs["labels"], theirs["labels"])
     decoder = DECODERS["fasterrcnn"](replace(bundle, thresholds=Thresholds(0.0, 0.5, 100)), model.backend.outputs)
     found = decoder({k: v.copy() for k, v in outputs.items()}, transform)  # back to the 640 × 480 frame
-    content = (round(480 * transform.scale_y), round(640 * transform.scale_x))
-    (resized,) = net.transform.postprocess([{k: torch.from_numpy(v) for k, v in outputs.items()}], [content],
-                                           [(480, 640)])
-    inside = np.flatnonzero(outputs["boxes"][:, 3] <= content[0])  # not into the pad: edge clips to the frame
+    resized, inside = torchvision_in_frame(net, outputs, transform)
     np.testing.assert_allclose(found.boxes[inside], resized["boxes"].numpy()[inside], atol=0.02)
 
 

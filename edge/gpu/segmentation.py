@@ -30,7 +30,7 @@ KERNEL_ARGUMENTS = {"argmax_classes": "PiiP", "resize_nearest_u8": "PiPPPii"}
 class _Sized:
     """Buffers and tables for one frame size and placement (the Transform)."""
 
-    key: tuple
+    key: Transform
     mask: np.ndarray  # page-locked host mask, frame height × width
     device: tuple[Any, ...]  # device mask and index tables (kept alive here)
     arguments: tuple[int, ...]
@@ -68,8 +68,7 @@ class GpuClassMap:
 
     def _for(self, transform: Transform) -> _Sized:
         frame_w, frame_h = transform.source_size
-        key = (transform,)
-        if self._sized is None or self._sized.key != key:
+        if self._sized is None or self._sized.key != transform:
             self._sized = None
             cuda = self._cuda
             mask = cuda.pagelocked_empty((frame_h, frame_w), np.uint8)
@@ -78,5 +77,5 @@ class GpuClassMap:
             arguments = (int(self.class_map), self._shape[2], int(device[1]), int(device[2]), int(device[0]),
                          frame_w, frame_h)
             grid = (-(-frame_w // BLOCK_2D[0]), -(-frame_h // BLOCK_2D[1]), 1)
-            self._sized = _Sized(key, mask, device, arguments, grid)
+            self._sized = _Sized(transform, mask, device, arguments, grid)
         return self._sized
