@@ -20,7 +20,7 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image  # noqa:
 from compile import torchvision_rcnn as rcnn  # noqa: E402
 from compile.build import compile_model  # noqa: E402
 from edge.bundle import Thresholds  # noqa: E402
-from edge.bundle_create import create_bundle  # noqa: E402
+from edge.bundle.create import create_bundle  # noqa: E402
 from edge.cli import main  # noqa: E402
 from edge.decoders import DECODERS  # noqa: E402
 from edge.decoders.nms import box_iou  # noqa: E402
