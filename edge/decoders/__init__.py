@@ -3,8 +3,8 @@
 from edge.decoders import (  # noqa: F401  (registration side effect)
     blazeface,
     boxes,
+    cascade_mtcnn,
     classification,
-    mtcnn,
     pose,
     rcnn,
     segmentation,
