@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.bundle import InputSpec
+from edge.bundle.spec import InputSpec
 from edge.geometry import Transform
 
 # The normalisation of ImageNet-trained models (torchvision's, most segmenters'), in 0..255 pixel units.

@@ -1,9 +1,9 @@
-"""Bundles: a folder holding ``bundle.json`` and the model files it names.
+"""Reading and writing bundle folders: a folder holding ``bundle.json`` and the model files it names.
 
 ``bundle.json`` is the single source of truth for how a model is fed and read (input spec, decoder,
 labels, thresholds), so the runtime never guesses from file names. Loading validates the JSON against
-:data:`BUNDLE_SCHEMA`, then the sha256 of every file, and raises :class:`BadInputError` with one line
-naming the field or file at fault.
+:data:`~edge.bundle.schema.BUNDLE_SCHEMA` (``needs`` against its typed declaration), then the sha256 of
+every file, and raises :class:`BadInputError` with one line naming the field or file at fault.
 """
 
 from __future__ import annotations
@@ -11,163 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import best_match
-
 from edge import __version__
+from edge.bundle.fields import parse
+from edge.bundle.schema import SCHEMA_VERSION, validate
+from edge.bundle.spec import BUNDLE_FILE, NEEDS_KEYS, Bundle, InputSpec, Needs, Thresholds
 from edge.errors import BadInputError
+from edge.files import write_json_atomic
 
-SCHEMA_VERSION = 1
-BUNDLE_FILE = "bundle.json"
-TASKS = ("detection", "segmentation", "pose", "classification")
-LAYOUTS = ("nchw", "nhwc")
-COLORS = ("rgb", "bgr")
-DTYPES = ("float32", "uint8")
-RESIZES = ("letterbox", "letterbox-center", "stretch", "square-pad")
-NEEDS_KEYS = ("detector", "instances")  # what a bundle may take from another bundle on the same frame
-
-_number_list = {"type": "array", "items": {"type": "number"}, "minItems": 1}
-BUNDLE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["schema", "name", "task", "decoder", "input", "labels", "thresholds", "files", "provenance"],
-    "properties": {
-        "schema": {"type": "integer", "minimum": 1},
-        "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+$"},
-        "task": {"enum": list(TASKS)},
-        "decoder": {"type": "string", "minLength": 1},
-        "decoder_args": {"type": "object"},
-        "precision": {"type": "string"},
-        # What files.model_cpu holds: the file ONNX Runtime runs on a CPU when it differs from files.model
-        # (an int8 bundle's Q/DQ model is made for TensorRT; on a CPU fp32 or a u8s8 variant may be faster).
-        "cpu_precision": {"type": "string"},
-        "input": {
-            "type": "object",
-            "required": ["name", "shape", "layout", "color", "dtype", "resize", "pad_value", "mean", "std"],
-            "additionalProperties": False,
-            "properties": {
-                "name": {"type": "string", "minLength": 1},
-                "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 4, "maxItems": 4},
-                "layout": {"enum": list(LAYOUTS)},
-                "color": {"enum": list(COLORS)},
-                "dtype": {"enum": list(DTYPES)},
-                "resize": {"enum": list(RESIZES)},
-                "pad_value": {"type": "number", "minimum": 0, "maximum": 255},
-                "mean": _number_list,
-                "std": {**_number_list, "items": {"type": "number", "exclusiveMinimum": 0}},
-            },
-        },
-        "labels": {"type": "array", "items": {"type": "string"}},
-        "thresholds": {
-            "type": "object",
-            "required": ["score", "iou"],
-            "properties": {
-                "score": {"type": "number", "minimum": 0, "maximum": 1},
-                "iou": {"type": "number", "minimum": 0, "maximum": 1},
-                "max_detections": {"type": "integer", "minimum": 1},
-            },
-        },
-        "files": {
-            "type": "object",
-            "minProperties": 1,
-            "additionalProperties": {
-                "type": "object",
-                "required": ["path", "sha256"],
-                "properties": {
-                    "path": {"type": "string", "minLength": 1},
-                    "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                },
-            },
-        },
-        "provenance": {"type": "object"},
-        # Another bundle of the same run whose result this one works on (see edge.model.ModelSet):
-        # "detector" crops its boxes (top-down pose, per-box classification), "instances" merges its
-        # instance masks with this bundle's semantic map (panoptic).
-        "needs": {
-            "type": "object",
-            "minProperties": 1,
-            "additionalProperties": False,
-            "properties": {
-                "detector": {"type": "string", "minLength": 1},
-                "instances": {"type": "string", "minLength": 1},
-                "classes": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                "min_score": {"type": "number", "minimum": 0, "maximum": 1},
-                "expand": {"type": "number", "minimum": 1},
-                "max_crops": {"type": "integer", "minimum": 1},
-            },
-        },
-    },
-}
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """How a frame becomes the model's input tensor (see CONTRACT.md, ``bundle create`` input options)."""
-
-    name: str
-    shape: tuple[int, int, int, int]
-    layout: str = "nchw"
-    color: str = "rgb"
-    dtype: str = "float32"
-    resize: str = "letterbox"
-    pad_value: float = 114.0
-    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
-    std: tuple[float, ...] = (1.0, 1.0, 1.0)
-
-    @property
-    def width(self) -> int:
-        return self.shape[3] if self.layout == "nchw" else self.shape[2]
-
-    @property
-    def height(self) -> int:
-        return self.shape[2] if self.layout == "nchw" else self.shape[1]
-
-    @property
-    def channels(self) -> int:
-        return self.shape[1] if self.layout == "nchw" else self.shape[3]
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    score: float = 0.3
-    iou: float = 0.45
-    max_detections: int = 300
-
-
-@dataclass
-class Bundle:
-    """A validated bundle. ``files`` maps a role (``model``, ``anchors``, …) to a path inside ``root``."""
-
-    root: Path
-    name: str
-    task: str
-    decoder: str
-    input: InputSpec
-    labels: list[str]
-    thresholds: Thresholds
-    files: dict[str, str]
-    provenance: dict[str, Any]
-    decoder_args: dict[str, Any] = field(default_factory=dict)
-    precision: str = "fp32"
-    cpu_precision: str | None = None
-    needs: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def file(self, role: str) -> Path:
-        """Absolute path of the file with this role; a missing role is a bad bundle."""
-        if role not in self.files:
-            raise BadInputError(f"{self.root / BUNDLE_FILE}: field 'files.{role}' is required by decoder "
-                                f"'{self.decoder}'")
-        return self.root / self.files[role]
-
-    def label(self, class_id: int) -> str:
-        return self.labels[class_id] if 0 <= class_id < len(self.labels) else f"class_{class_id}"
+_KNOWN = {"schema", "name", "task", "decoder", "decoder_args", "input", "labels", "thresholds", "files",
+          "provenance", "precision", "cpu_precision", "needs"}
 
 
 def sha256_file(path: Path) -> str:
@@ -190,32 +48,12 @@ def load_bundle(root: str | os.PathLike) -> Bundle:
         raise BadInputError(f"{path}: not found (a bundle is a folder with bundle.json)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BadInputError(f"{path}: not valid JSON ({e})") from None
-    _validate(doc, path)
+    validate(doc, path)
     bundle = _from_doc(root, doc)
     _check_decoder(bundle, path)
     for role, rel in bundle.files.items():
         _check_file(root, role, rel, doc["files"][role]["sha256"], path)
     return bundle
-
-
-def _validate(doc: Any, path: Path) -> None:
-    error = best_match(jsonschema.Draft202012Validator(BUNDLE_SCHEMA).iter_errors(doc))
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path)
-        raise BadInputError(f"{path}: field '{where}': {error.message}" if where else f"{path}: {error.message}")
-    if doc["schema"] > SCHEMA_VERSION:
-        raise BadInputError(f"{path}: field 'schema': version {doc['schema']} is newer than this edge "
-                            f"({__version__}) reads (up to {SCHEMA_VERSION})")
-    spec = doc["input"]
-    channels = spec["shape"][1] if spec["layout"] == "nchw" else spec["shape"][3]
-    if channels != 3:
-        raise BadInputError(f"{path}: field 'input.shape': {spec['shape']} has {channels} channels in layout "
-                            f"{spec['layout']}; edge feeds 3-channel images")
-    for key in ("mean", "std"):
-        if len(spec[key]) not in (1, channels):
-            raise BadInputError(f"{path}: field 'input.{key}': expected 1 or {channels} values, got {len(spec[key])}")
-    if spec["dtype"] == "uint8" and (any(m != 0 for m in spec["mean"]) or any(s != 1 for s in spec["std"])):
-        raise BadInputError(f"{path}: field 'input.mean': a uint8 input cannot be normalised (mean 0, std 1)")
 
 
 def _from_doc(root: Path, doc: dict[str, Any]) -> Bundle:
@@ -225,8 +63,6 @@ def _from_doc(root: Path, doc: dict[str, Any]) -> Bundle:
     for key in ("mean", "std"):
         values = [float(v) for v in spec[key]]
         spec[key] = tuple(values * channels if len(values) == 1 else values)
-    known = {"schema", "name", "task", "decoder", "decoder_args", "input", "labels", "thresholds", "files",
-             "provenance", "precision", "cpu_precision", "needs"}
     return Bundle(
         root=root,
         name=doc["name"],
@@ -240,13 +76,15 @@ def _from_doc(root: Path, doc: dict[str, Any]) -> Bundle:
         provenance=dict(doc["provenance"]),
         precision=doc.get("precision", "fp32"),
         cpu_precision=doc.get("cpu_precision"),
-        needs=dict(doc.get("needs", {})),
-        extra={k: v for k, v in doc.items() if k not in known},
+        needs=parse(Needs, doc.get("needs", {})),  # the schema has checked it
+        extra={k: v for k, v in doc.items() if k not in _KNOWN},
     )
 
 
 def _check_decoder(bundle: Bundle, path: Path) -> None:
-    from edge.decoders import DECODERS  # the registry imports decoders, which import this module
+    # Imported here: a decoder module imports edge.bundle.spec, and Python runs this package's __init__
+    # (which imports this module) first; the registry is complete by the time a bundle is loaded.
+    from edge.decoders import DECODERS
 
     decoder = DECODERS.get(bundle.decoder)
     if decoder is None:
@@ -258,12 +96,12 @@ def _check_decoder(bundle: Bundle, path: Path) -> None:
     for role in decoder.roles:
         if role not in bundle.files:
             raise BadInputError(f"{path}: field 'files.{role}' is required by decoder '{bundle.decoder}'")
-    kinds = [key for key in NEEDS_KEYS if key in bundle.needs]
-    if bundle.needs and len(kinds) != 1:
+    needs = bundle.needs
+    if needs != Needs() and (needs.detector is None) == (needs.instances is None):
         raise BadInputError(f"{path}: field 'needs': name exactly one of {', '.join(NEEDS_KEYS)}")
-    if bundle.needs and kinds[0] not in decoder.accepts:
+    if needs and needs.kind not in decoder.accepts:
         takes = f"takes only {', '.join(decoder.accepts)}" if decoder.accepts else "runs on whole frames only"
-        raise BadInputError(f"{path}: field 'needs.{kinds[0]}': decoder '{bundle.decoder}' {takes}")
+        raise BadInputError(f"{path}: field 'needs.{needs.kind}': decoder '{bundle.decoder}' {takes}")
 
 
 def _check_file(root: Path, role: str, rel: str, expected: str, path: Path) -> None:
@@ -287,13 +125,14 @@ def provenance(source: str, tool: str, **details: Any) -> dict[str, Any]:
 def write_bundle(root: str | os.PathLike, *, name: str, task: str, decoder: str, input: InputSpec,
                  labels: list[str], thresholds: Thresholds, files: Mapping[str, str],
                  provenance: Mapping[str, Any], decoder_args: Mapping[str, Any] | None = None,
-                 precision: str = "fp32", cpu_precision: str | None = None, needs: Mapping[str, Any] | None = None,
-                 extra: Mapping[str, Any] | None = None) -> Bundle:
+                 precision: str = "fp32", cpu_precision: str | None = None,
+                 needs: Needs | Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> Bundle:
     """Writes ``bundle.json`` for files already inside ``root`` (hashing them) and loads it back.
 
     Loading back runs the same validation a device would, so a bundle that is written is a bundle that loads.
     """
     root = Path(root)
+    needs = needs.to_json() if isinstance(needs, Needs) else dict(needs or {})
     doc: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "name": name,
@@ -307,17 +146,8 @@ def write_bundle(root: str | os.PathLike, *, name: str, task: str, decoder: str,
         "thresholds": asdict(thresholds),
         "files": {role: {"path": rel, "sha256": sha256_file(root / rel)} for role, rel in files.items()},
         "provenance": dict(provenance),
-        **({"needs": dict(needs)} if needs else {}),
+        **({"needs": needs} if needs else {}),
         **(extra or {}),
     }
-    _write_json_atomic(root / BUNDLE_FILE, doc)
+    write_json_atomic(root / BUNDLE_FILE, doc)
     return load_bundle(root)
-
-
-def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bundle-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a service account on the device must read it too
-    os.replace(tmp, path)
