@@ -2,8 +2,9 @@
 
 ``bundle.json`` is the single source of truth for how a model is fed and read (input spec, decoder,
 labels, thresholds), so the runtime never guesses from file names. Loading validates the JSON against
-:data:`~edge.bundle.schema.BUNDLE_SCHEMA` (``needs`` against its typed declaration), then the sha256 of
-every file, and raises :class:`BadInputError` with one line naming the field or file at fault.
+:data:`~edge.bundle.schema.BUNDLE_SCHEMA`, the decoder's own arguments and needs against their typed
+declarations, then the sha256 of every file, and raises :class:`BadInputError` with one line naming the
+field or file at fault.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
-from edge.bundle.fields import parse
+from edge.bundle.fields import FieldError, check, parse, schema_of
 from edge.bundle.schema import SCHEMA_VERSION, validate
 from edge.bundle.spec import BUNDLE_FILE, NEEDS_KEYS, Bundle, InputSpec, Needs, Thresholds
 from edge.errors import BadInputError
@@ -93,6 +94,10 @@ def _check_decoder(bundle: Bundle, path: Path) -> None:
     if decoder.task != bundle.task:
         raise BadInputError(f"{path}: field 'task': decoder '{bundle.decoder}' is for task '{decoder.task}', "
                             f"not '{bundle.task}'")
+    try:
+        check(schema_of(decoder.Args), bundle.decoder_args, "decoder_args")
+    except FieldError as e:
+        raise BadInputError(f"{path}: {e}") from None
     for role in decoder.roles:
         if role not in bundle.files:
             raise BadInputError(f"{path}: field 'files.{role}' is required by decoder '{bundle.decoder}'")
