@@ -24,8 +24,9 @@ from edge.bundle.create import create_bundle  # noqa: E402
 from edge.cli import main  # noqa: E402
 from edge.decoders import DECODERS  # noqa: E402
 from edge.decoders.nms import box_iou  # noqa: E402
+from edge.geometry import Transform  # noqa: E402
 from edge.model import Model  # noqa: E402
-from edge.preprocess import Preprocessor, Transform  # noqa: E402
+from edge.preprocess import Preprocessor  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SIZE = (320, 320)
