@@ -34,7 +34,7 @@ def predictions(bundle: Bundle, frames: Sequence[np.ndarray], model: Path | None
     """Per-frame results of ``model`` (default: the bundle's own) in the form :mod:`calibration.agreement` takes:
     :class:`FrameDetections`, class maps, ``[P, K, 3]`` keypoints or top-1 class ids."""
     if bundle.needs:
-        raise UsageError(f"{bundle.root}: a bundle that runs on another bundle's results ({', '.join(bundle.needs)}) "
+        raise UsageError(f"{bundle.root}: a bundle that runs on another bundle's results (needs.{bundle.needs.kind}) "
                          f"cannot be measured on its own")
     runner = Model(with_model(bundle, model) if model is not None else bundle, "onnxruntime")
     try:

@@ -19,7 +19,7 @@ import torchvision
 from torch import nn
 
 from edge.bundle import Bundle, InputSpec, provenance, sha256_file, write_bundle
-from edge.bundle_create import read_labels
+from edge.bundle.create import read_labels
 from edge.errors import BadInputError, UsageError
 from edge.preprocess import IMAGENET_MEAN, IMAGENET_STD
 

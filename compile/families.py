@@ -29,7 +29,7 @@ from compile.onnx_to_torch import convert_onnx
 from compile.prune import Trace
 from compile.torchvision_segmentation import SegmentationLogits
 from edge.bundle import Bundle, InputSpec, Thresholds, load_bundle, provenance, sha256_file
-from edge.bundle_create import create_bundle
+from edge.bundle.create import create_bundle
 from edge.errors import UsageError
 
 SEGMENTATION_MODELS = tuple(list_models(module=torchvision.models.segmentation))

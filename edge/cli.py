@@ -68,7 +68,7 @@ def _json_value(text: str) -> object:
 
 
 def cmd_bundle_create(args: argparse.Namespace) -> int:
-    from edge.bundle_create import create_bundle
+    from edge.bundle.create import create_bundle
 
     bundle = create_bundle(
         args.onnx, args.out, task=args.task, decoder=args.decoder, name=args.name, labels=args.labels,

@@ -13,31 +13,34 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import Bundle
+from edge.bundle import Bundle, Needs
+from edge.geometry import box_centres, boxes_from_centres
 from edge.results import BoxClasses, Classification, Detections, Poses
 
-DEFAULT_EXPAND = {"pose": 1.25, "classification": 1.0}  # top-down pose keeps a margin around the person
-DEFAULT_MAX_CROPS = 16
+
+def wanted_classes(needs: Needs, detector_labels: Sequence[str]) -> np.ndarray | None:
+    """The detector's class ids that ``needs.classes`` names (None: every class), found once per run so
+    that :func:`choose` compares ids, not label strings, on every frame."""
+    if needs.classes is None:
+        return None
+    return np.flatnonzero(np.isin(np.asarray(detector_labels, dtype=object), needs.classes))
 
 
-def choose(detections: Detections, needs: dict[str, Any], label: Callable[[int], str]) -> np.ndarray:
-    """Indices of the detections to crop, best score first."""
-    wanted = np.ones(len(detections), bool)
-    if "classes" in needs:
-        classes = set(needs["classes"])
-        wanted &= np.array([label(c) in classes for c in detections.class_ids.tolist()], bool)
-    wanted &= detections.scores >= needs.get("min_score", 0.0)
+def choose(detections: Detections, needs: Needs, class_ids: np.ndarray | None) -> np.ndarray:
+    """Indices of the detections to crop, best score first: those of ``class_ids`` (from
+    :func:`wanted_classes`) scoring at least ``needs.min_score``, the ``needs.max_crops`` best."""
+    wanted = detections.scores >= needs.min_score
+    if class_ids is not None:
+        wanted &= np.isin(detections.class_ids, class_ids)
     chosen = np.flatnonzero(wanted)
     order = np.argsort(-detections.scores[chosen], kind="stable")
-    return chosen[order][:needs.get("max_crops", DEFAULT_MAX_CROPS)]
+    return chosen[order][:needs.max_crops]
 
 
 def crop_boxes(boxes: np.ndarray, aspect: float, expand: float) -> np.ndarray:
     """Boxes [N, 4] grown about their centres to width / height = ``aspect``, then scaled by ``expand``."""
-    centres = (boxes[:, :2] + boxes[:, 2:]) * 0.5
     widths = np.maximum(boxes[:, 2] - boxes[:, 0], (boxes[:, 3] - boxes[:, 1]) * aspect) * expand
-    half = np.stack([widths, widths / aspect], axis=1) * 0.5
-    return np.concatenate([centres - half, centres + half], axis=1)
+    return boxes_from_centres(box_centres(boxes), np.stack([widths, widths / aspect], axis=1) * 0.5)
 
 
 def gather(bundle: Bundle, detections: Detections, results: Sequence[Any],

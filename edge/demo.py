@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge.bundle import Bundle, Thresholds, load_bundle
-from edge.bundle_create import create_bundle
+from edge.bundle.create import create_bundle
 from edge.errors import BadInputError
 from edge.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from edge.replay import replay

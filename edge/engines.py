@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 from edge import __version__
 from edge.bundle import Bundle, sha256_file
 from edge.errors import BadInputError, EdgeError
+from edge.files import write_atomic
 
 ENGINE_FOLDER = "engines"
 TAG_SCHEMA = 1
@@ -168,15 +167,3 @@ def mismatches(engine: Path, tag: EngineTag, *, onnx_sha256: str, target: Target
     if not engine.is_file() or sha256_file(engine) != tag.plan_sha256:
         reasons.append("the plan file was changed or truncated after it was built")
     return reasons
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Writes a file so that readers see the old content or the new, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

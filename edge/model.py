@@ -19,7 +19,7 @@ import numpy as np
 from edge import crops, panoptic
 from edge.backends import Backend, open_backend
 from edge.backends.base import Slot
-from edge.bundle import BUNDLE_FILE, NEEDS_KEYS, Bundle, load_bundle
+from edge.bundle import BUNDLE_FILE, Bundle, load_bundle
 from edge.decoders import DECODERS, Cascade
 from edge.draw import draw_results
 from edge.errors import BadInputError, UsageError
@@ -58,8 +58,8 @@ class Model:
             self.close()
             raise
         self.preprocess = Preprocessor(bundle.input)
-        if "detector" in bundle.needs:
-            batch = bundle.needs.get("max_crops", crops.DEFAULT_MAX_CROPS)
+        if bundle.needs.detector:
+            batch = bundle.needs.max_crops
         self.slot = self._slot_for(batch)
         self.input_buffer = self.slot.inputs[bundle.input.name]
         self.batch = len(self.input_buffer)
@@ -228,9 +228,12 @@ class ModelSet:
             self.close()
             raise
         self._by_name = {m.name: m for m in self.models}
-        self._groups = _group_by_input([m for m in self.models if "detector" not in m.bundle.needs])
-        self._panoptic = [m for m in self.models if "instances" in m.bundle.needs]
-        self._on_boxes = [m for m in self.models if "detector" in m.bundle.needs]
+        self._groups = _group_by_input([m for m in self.models if not m.bundle.needs.detector])
+        self._panoptic = [m for m in self.models if m.bundle.needs.instances]
+        self._on_boxes = [m for m in self.models if m.bundle.needs.detector]
+        self._wanted = {m.name: crops.wanted_classes(
+            m.bundle.needs, self._by_name[m.bundle.needs.detector].bundle.labels)
+                        for m in self._on_boxes}
         self.timings = dict.fromkeys(STAGES, 0.0)
         # Frames one call should take: the largest batch a whole-frame model runs in one inference call.
         self.batch = max((m.batch for group in self._groups for m in group), default=1)
@@ -274,18 +277,18 @@ class ModelSet:
 
     def _merge_instances(self, model: Model, results: dict[str, Any]) -> None:
         t0 = time.perf_counter()
-        upstream = self._by_name[model.bundle.needs["instances"]].bundle
+        upstream = self._by_name[model.bundle.needs.instances].bundle
         semantic = results[model.name]
         semantic.panoptic = panoptic.merge(semantic, results[upstream.name], model.bundle.labels, upstream.labels)
         model.timings["postprocess"] += time.perf_counter() - t0
 
     def _run_on_boxes(self, model: Model, image: np.ndarray, results: dict[str, Any]) -> Any:
         needs = model.bundle.needs
-        detector = self._by_name[needs["detector"]].bundle
+        detector = self._by_name[needs.detector].bundle
         detections: Detections = results[detector.name]
-        chosen = detections.take(crops.choose(detections, needs, detector.label))
+        chosen = detections.take(crops.choose(detections, needs, self._wanted[model.name]))
         spec = model.bundle.input
-        expand = needs.get("expand", crops.DEFAULT_EXPAND[model.bundle.task])
+        expand = needs.expand_for(model.bundle.task)
         per_box = model.on_boxes(image, crops.crop_boxes(chosen.boxes, spec.width / spec.height, expand))
         t0 = time.perf_counter()
         result = crops.gather(model.bundle, chosen, per_box, detector.label)
@@ -333,9 +336,8 @@ def _check_needs(bundles: Sequence[Bundle]) -> None:
     """Every ``needs`` names a bundle of this run that gives what is needed; one line naming the field if not."""
     by_name = {b.name: b for b in bundles}
     for bundle in bundles:
-        for key, upstream_name in bundle.needs.items():
-            if key not in NEEDS_KEYS:
-                continue
+        if bundle.needs:
+            key, upstream_name = bundle.needs.kind, bundle.needs.upstream
             where = f"{bundle.root / BUNDLE_FILE}: field 'needs.{key}'"
             upstream = by_name.get(upstream_name)
             if upstream is None:
@@ -346,8 +348,8 @@ def _check_needs(bundles: Sequence[Bundle]) -> None:
             if key == "instances" and upstream.decoder != "maskrcnn":
                 raise UsageError(f"{where}: '{upstream_name}' has decoder '{upstream.decoder}'; panoptic "
                                  f"merging needs instance masks (decoder maskrcnn)")
-        unknown = [c for c in bundle.needs.get("classes", []) if "detector" in bundle.needs
-                   and c not in by_name[bundle.needs["detector"]].labels]
+        unknown = [c for c in bundle.needs.classes or () if bundle.needs.detector
+                   and c not in by_name[bundle.needs.detector].labels]
         if unknown:
             raise UsageError(f"{bundle.root / BUNDLE_FILE}: field 'needs.classes': '{unknown[0]}' is not a label of "
-                             f"'{bundle.needs['detector']}'")
+                             f"'{bundle.needs.detector}'")

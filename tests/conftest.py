@@ -9,7 +9,7 @@ import pytest
 
 from edge import demo
 from edge.bundle import Thresholds
-from edge.bundle_create import create_bundle
+from edge.bundle.create import create_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = Path(os.environ.get("EDGE_ASSETS", ROOT.parent / "shared" / "assets"))

@@ -16,7 +16,7 @@ from edge.cli import main
 from edge.config import Config, SourceConfig, load_config
 from edge.daemon import Daemon
 from edge.decoders import DECODERS
-from edge.decoders.classification import SoftmaxTopK
+from edge.decoders.classification import TopKDecoder
 from edge.errors import UsageError
 from edge.model import ModelSet
 from edge.pipeline import Pipeline
@@ -99,7 +99,7 @@ def test_two_streams_in_one_call_give_the_per_frame_results(classifier, yolox_bu
 def test_outputs_without_a_batch_axis_run_one_frame_a_call(classifier, monkeypatch):
     """A decoder whose outputs are one image's detections (R-CNN's [N, 4]) cannot be sliced per item: its
     model runs one frame a call even with a dynamic batch."""
-    monkeypatch.setitem(DECODERS, "topk-one-image", type("OneImage", (SoftmaxTopK,), {"batched": False}))
+    monkeypatch.setitem(DECODERS, "topk-one-image", type("OneImage", (TopKDecoder,), {"batched": False}))
     models = ModelSet([replace(classifier, decoder="topk-one-image")], "onnxruntime", threads=1, batch=4)
     assert models.batch == models.models[0].batch == 1
     models.close()

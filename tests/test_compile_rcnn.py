@@ -20,12 +20,13 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image  # noqa:
 from compile import torchvision_rcnn as rcnn  # noqa: E402
 from compile.build import compile_model  # noqa: E402
 from edge.bundle import Thresholds  # noqa: E402
-from edge.bundle_create import create_bundle  # noqa: E402
+from edge.bundle.create import create_bundle  # noqa: E402
 from edge.cli import main  # noqa: E402
 from edge.decoders import DECODERS  # noqa: E402
 from edge.decoders.nms import box_iou  # noqa: E402
+from edge.geometry import Transform  # noqa: E402
 from edge.model import Model  # noqa: E402
-from edge.preprocess import Preprocessor, Transform  # noqa: E402
+from edge.preprocess import Preprocessor  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SIZE = (320, 320)

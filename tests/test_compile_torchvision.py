@@ -16,7 +16,7 @@ from compile import torchvision_classification as tvc  # noqa: E402
 from compile import torchvision_segmentation as tvs  # noqa: E402
 from compile.build import compile_model  # noqa: E402
 from edge.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
-from edge.bundle import load_bundle  # noqa: E402
+from edge.bundle import Needs, load_bundle  # noqa: E402
 from edge.cli import main  # noqa: E402
 from edge.crops import crop_boxes  # noqa: E402
 from edge.model import Model, ModelSet  # noqa: E402
@@ -94,7 +94,7 @@ def test_classification_event_and_per_box_crops_in_one_batch(compiled, yolox_bun
     bundle, _ = compiled("resnet18")
     top = Model(bundle)(people).to_event(bundle.label)["top"]
     assert len(top) == 5 and [t["score"] for t in top] == sorted((t["score"] for t in top), reverse=True)
-    on_boxes = replace(load_bundle(bundle.root), name="boxes", needs={"detector": "yolox_nano", "max_crops": 8})
+    on_boxes = replace(load_bundle(bundle.root), name="boxes", needs=Needs(detector="yolox_nano", max_crops=8))
     models = ModelSet([yolox_bundle, on_boxes])
     results = models(people)
     events = models.to_events(results)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.bundle import Thresholds
-from edge.bundle_create import create_bundle
+from edge.bundle.create import create_bundle
 from edge.cli import main
 from edge.decoders.nms import box_iou
 from edge.model import Model

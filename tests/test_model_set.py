@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.bundle import load_bundle
+from edge.bundle import Needs, load_bundle
 from edge.cli import main
 from edge.errors import BadInputError
 from edge.model import ModelSet
@@ -99,7 +99,8 @@ def test_needs_that_cannot_be_met_are_one_line(yolox_bundle, espnet_bundle, move
     ({"detector": "a", "instances": "b"}, "field 'needs': name exactly one of detector, instances"),
     ({"instances": "maskrcnn"}, "field 'needs.instances': decoder 'movenet' takes only detector"),
     ({"detector": "a", "expand": 0.5}, "field 'needs.expand'"),
-    ({"detector": "a", "crop": True}, "field 'needs'"),
+    ({"detector": "a", "crop": True}, "field 'needs.crop': unknown key"),
+    ({"detector": "a", "max_crop": 4}, "field 'needs.max_crop': unknown key; did you mean 'max_crops'?"),
 ])
 def test_needs_schema(movenet_topdown_bundle, tmp_path, needs, field):
     folder = copy_bundle(movenet_topdown_bundle, tmp_path / "pose", needs=needs)
@@ -120,4 +121,4 @@ def test_bundle_create_writes_needs(assets, tmp_path):
                  "--task", "pose", "--decoder", "movenet", "--color", "rgb", "--resize", "stretch",
                  "--needs", "detector=yolox_nano", "--needs", 'classes=["person"]', "--needs", "expand=1.3",
                  "--out", str(out)]) == 0
-    assert load_bundle(out).needs == {"detector": "yolox_nano", "classes": ["person"], "expand": 1.3}
+    assert load_bundle(out).needs == Needs(detector="yolox_nano", classes=("person",), expand=1.3)

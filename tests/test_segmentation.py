@@ -12,7 +12,7 @@ import pytest
 
 from edge.backends.base import TensorInfo
 from edge.bundle import Bundle, InputSpec, Thresholds
-from edge.bundle_create import create_bundle
+from edge.bundle.create import create_bundle
 from edge.cli import main
 from edge.decoders import DECODERS
 from edge.model import Model, ModelSet

@@ -12,9 +12,10 @@ import pytest
 
 from edge.bundle import InputSpec
 from edge.decoders.segmentation import Window, nearest_tables
+from edge.geometry import Transform
 from edge.gpu.preprocess import linear_taps
 from edge.model import Model
-from edge.preprocess import Preprocessor, Transform
+from edge.preprocess import Preprocessor
 
 ESPNET = InputSpec("image", (1, 3, 384, 384), "nchw", "rgb", "float32", "stretch", 0.0,
                    (123.675, 116.28, 103.53), (58.395, 57.12, 57.375))

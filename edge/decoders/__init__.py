@@ -1,16 +1,17 @@
-"""Decoders by name. Importing this package registers every decoder in :data:`DECODERS`."""
+"""Decoders by name. Importing this package registers every decoder (and cascade) in :data:`DECODERS`."""
 
 from edge.decoders import (  # noqa: F401  (registration side effect)
     blazeface,
     boxes,
+    cascade_mtcnn,
     classification,
-    mtcnn,
     pose,
     rcnn,
     segmentation,
     ssd,
     yolox,
 )
-from edge.decoders.base import DECODERS, Cascade, Decoder
+from edge.decoders.base import DECODERS, Decoder
+from edge.decoders.cascade import Cascade
 
 __all__ = ["DECODERS", "Cascade", "Decoder"]

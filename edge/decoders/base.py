@@ -1,54 +1,83 @@
 """The decoder interface and registry: one decoder per model output family, chosen by ``bundle.decoder``.
 
 Most bundles hold one network: the model runner feeds it and the :class:`Decoder` reads its outputs. A
-:class:`Cascade` is for bundles whose networks run several times per frame, on inputs that depend on
-earlier results (MTCNN's image pyramid, then crops): it receives the frame and drives its own backends.
+bundle whose networks run several times per frame is a :class:`~edge.decoders.cascade.Cascade`, registered
+here too, since ``bundle.json`` names both the same way.
+
+Each decoder declares its ``decoder_args`` as a frozen dataclass (``Args``): the keys it reads, their types
+and defaults. A bundle's arguments are checked against it when the bundle loads, so a misspelt key fails
+with "did you mean" instead of being ignored; the decoder reads the typed values as ``self.args``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
-from edge.backends.base import Backend, TensorInfo
-from edge.bundle import Bundle
+from edge.backends.base import TensorInfo
+from edge.bundle.fields import FieldError, parse
+from edge.bundle.spec import Bundle
 from edge.errors import BadInputError
-from edge.preprocess import Transform
+from edge.geometry import Transform
 
 DECODERS: dict[str, type[DecoderBase]] = {}
 
-# (role, input shapes) → an opened backend; what a Cascade is given instead of outputs.
-BackendOpener = Callable[[str, dict[str, tuple[int, ...]]], Backend]
+
+@dataclass(frozen=True)
+class NoArgs:
+    """The ``decoder_args`` of a decoder that takes none."""
 
 
-def register(cls: type[DecoderBase]) -> type[DecoderBase]:
-    """Class decorator: makes a decoder selectable by its ``name`` in ``bundle.json``."""
-    DECODERS[cls.name] = cls
-    return cls
+@dataclass(frozen=True)
+class OutputArgs:
+    """``output``: the model output to read (default: the model's first)."""
+
+    output: str | None = None
 
 
 class DecoderBase:
-    """What bundle validation reads from every registered decoder.
+    """What bundle validation reads from every registered decoder, declared on the class line, where a
+    ``name`` also registers the class (PEP 487's plugin registry)::
 
-    ``roles``: the model files the bundle must have. ``accepts``: which ``needs`` the decoder can work
-    with (``detector``: it runs on crops of another bundle's boxes; ``instances``: it merges another
-    bundle's instance masks into its own map).
+        class YoloxDecoder(Decoder, name="yolox", task="detection", args=OutputArgs): ...
+
+    ``roles``: the model files the bundle must have (default ``model``). ``accepts``: which ``needs`` the
+    decoder can work with (``detector``: it runs on crops of another bundle's boxes; ``instances``: it
+    merges another bundle's instance masks into its own map). ``aliases``: earlier names that bundles may
+    still hold. ``args``: the dataclass of its ``decoder_args``. A class without a name (a family's
+    shared base) is not registered; its subclasses inherit what it declares.
     """
 
     name: ClassVar[str]
     task: ClassVar[str]
     roles: ClassVar[tuple[str, ...]] = ("model",)
     accepts: ClassVar[tuple[str, ...]] = ()
+    aliases: ClassVar[tuple[str, ...]] = ()
+    Args: ClassVar[type] = NoArgs
+
+    def __init_subclass__(cls, *, name: str | None = None, task: str | None = None,
+                          roles: tuple[str, ...] | None = None, accepts: tuple[str, ...] | None = None,
+                          aliases: tuple[str, ...] = (), args: type | None = None, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        for attribute, value in (("task", task), ("roles", roles), ("accepts", accepts), ("Args", args)):
+            if value is not None:
+                setattr(cls, attribute, value)
+        if name is not None:
+            cls.name, cls.aliases = name, aliases
+            for key in (name, *aliases):
+                DECODERS[key] = cls
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
         self.thresholds = bundle.thresholds
-
-    def arg(self, key: str, default: Any) -> Any:
-        return self.bundle.decoder_args.get(key, default)
+        try:  # checked when the bundle loaded; again here for bundles made in code
+            self.args: Any = parse(self.Args, bundle.decoder_args, "decoder_args")
+        except FieldError as e:
+            raise self.bad(str(e)) from None
 
     def bad(self, what: str) -> BadInputError:
         """An error about this bundle's model or decoder arguments, naming the bundle."""
@@ -62,7 +91,8 @@ class Decoder(DecoderBase, ABC):
     ``__call__`` runs per frame and must stay vectorised. ``batched``: every output's first axis is the
     input's batch, so the items of a batched run can be sliced apart (false for outputs of a run-time count
     of detections, which would be sliced wrongly); only then does a dynamic-batch model run several frames
-    or crops in one call.
+    or crops in one call. Args fields named ``output`` or ``*_output`` name model outputs: they are checked
+    against the model here (a left-out ``output`` is the model's first).
     """
 
     batched: ClassVar[bool] = True
@@ -70,32 +100,35 @@ class Decoder(DecoderBase, ABC):
     def __init__(self, bundle: Bundle, outputs: Sequence[TensorInfo]):
         super().__init__(bundle)
         self.outputs = {o.name: o for o in outputs}
+        names = {}
+        for f in fields(self.args):
+            if f.name == "output" or f.name.endswith("_output"):
+                name = getattr(self.args, f.name) or next(iter(self.outputs))
+                if name not in self.outputs:
+                    raise self.bad(f"the model has no output '{name}' (decoder_args.{f.name}); outputs are "
+                                   f"{', '.join(self.outputs)}")
+                names[f.name] = name
+        self.args = replace(self.args, **names)
 
     @abstractmethod
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Any:
         """Decodes one frame's outputs (batch item 0)."""
 
-    def output_named(self, key: str, default: str) -> str:
-        """The output name given by ``decoder_args[key]`` (default ``default``), checked against the model."""
-        name = self.arg(key, default)
-        if name not in self.outputs:
-            raise self.bad(f"the model has no output '{name}' (decoder_args.{key}); outputs are "
-                           f"{', '.join(self.outputs)}")
-        return name
+    def output_shape(self, expected: str, rank: int, static: Sequence[int] = (),
+                     fits: Callable[[tuple], bool] = lambda shape: True) -> tuple:
+        """The shape of ``args.output``, checked: ``rank`` axes, those in ``static`` fixed in the model, and
+        whatever ``fits`` asks; else an error saying the ``expected`` shape."""
+        shape = self.outputs[self.args.output].shape
+        if len(shape) != rank or not all(isinstance(shape[axis], int) for axis in static) or not fits(shape):
+            raise self.bad(f"expected an output {expected}, got {list(shape)}")
+        return shape
 
-
-class Cascade(DecoderBase, ABC):
-    """Runs a bundle of several networks on a frame; fills ``timings`` with the stage seconds of its last call.
-
-    ``open(role, input_shapes)`` opens one of the bundle's model files; the model runner owns (and closes)
-    what it opens.
-    """
-
-    def __init__(self, bundle: Bundle, open_backend: BackendOpener):
-        super().__init__(bundle)
-        self.open = open_backend
-        self.timings = {"preprocess": 0.0, "infer": 0.0, "postprocess": 0.0}
-
-    @abstractmethod
-    def __call__(self, image: np.ndarray) -> Any:
-        """Runs the cascade on one BGR frame; the result is in frame pixels."""
+    def load_anchors(self, count: int) -> np.ndarray:
+        """The bundle's ``anchors`` file (``.npy``) as float32 ``[count, 4]``: one row per model prediction."""
+        try:
+            anchors = np.load(self.bundle.file("anchors")).astype(np.float32)
+        except (OSError, ValueError) as e:
+            raise self.bad(f"cannot read the anchors file ({e})") from None
+        if anchors.shape != (count, 4):
+            raise self.bad(f"anchors {list(anchors.shape)} do not match the model's {count} predictions")
+        return anchors

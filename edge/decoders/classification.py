@@ -1,4 +1,5 @@
-"""Image classification: class scores ``[1, C]`` → the top k classes, best first.
+"""Image classification: class scores ``[1, C]`` → the top k classes, best first (decoder ``topk``, which
+bundles made before it was renamed call ``softmax-topk``: the softmax is optional).
 
 ``decoder_args``: ``topk`` (default 5); ``softmax`` (default true: the outputs are logits, as torchvision
 classifiers give; false when the model already outputs probabilities). Given a detector
@@ -8,32 +9,31 @@ classifiers give; false when the model already outputs probabilities). Given a d
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.decoders.base import Decoder, register
-from edge.preprocess import Transform
+from edge.decoders.base import Decoder, OutputArgs
+from edge.geometry import Transform
 from edge.results import Classification
 
 
-@register
-class SoftmaxTopK(Decoder):
-    name = "softmax-topk"
-    task = "classification"
-    accepts = ("detector",)
+@dataclass(frozen=True)
+class TopKArgs(OutputArgs):
+    topk: int = field(default=5, metadata={"minimum": 1})
+    softmax: bool = True
 
+
+class TopKDecoder(Decoder, name="topk", aliases=("softmax-topk",), task="classification", accepts=("detector",),
+                  args=TopKArgs):
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)
-        self.output = self.output_named("output", next(iter(self.outputs)))
-        shape = self.outputs[self.output].shape
-        if len(shape) != 2 or not isinstance(shape[1], int):
-            raise self.bad(f"expected an output [1, classes], got {list(shape)}")
-        self.topk = min(int(self.arg("topk", 5)), shape[1])
-        self.softmax = bool(self.arg("softmax", True))
+        shape = self.output_shape("[1, classes]", rank=2, static=(1,))
+        self.topk = min(self.args.topk, shape[1])
 
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Classification:
-        scores = outputs[self.output][0].astype(np.float32)
-        if self.softmax:
+        scores = outputs[self.args.output][0].astype(np.float32)
+        if self.args.softmax:
             scores = np.exp(scores - scores.max())
             scores /= scores.sum()
         top = np.argpartition(-scores, self.topk - 1)[:self.topk]

@@ -11,28 +11,20 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from edge.decoders.base import Decoder, register
-from edge.preprocess import Transform
+from edge.decoders.base import Decoder, OutputArgs
+from edge.geometry import Transform
 from edge.results import Poses
 
 
-@register
-class MoveNetDecoder(Decoder):
-    name = "movenet"
-    task = "pose"
-    accepts = ("detector",)
-
+class MoveNetDecoder(Decoder, name="movenet", task="pose", accepts=("detector",), args=OutputArgs):
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)
-        self.output = self.output_named("output", next(iter(self.outputs)))
-        shape = self.outputs[self.output].shape
-        if len(shape) != 4 or shape[-1] != 3 or not isinstance(shape[2], int):
-            raise self.bad(f"expected an output [1, 1, keypoints, 3] of (y, x, score), got {list(shape)}")
+        self.output_shape("[1, 1, keypoints, 3] of (y, x, score)", rank=4, static=(2,), fits=lambda s: s[3] == 3)
         # (y, x) normalised → (x, y) in model-input pixels.
         self.scale = np.array([bundle.input.width, bundle.input.height], np.float32)
 
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Poses:
-        raw = outputs[self.output][0, 0]
+        raw = outputs[self.args.output][0, 0]
         keypoints = np.empty(raw.shape, np.float32)
         keypoints[:, :2] = raw[:, 1::-1] * self.scale
         keypoints[:, 2] = raw[:, 2]

@@ -13,12 +13,13 @@ instance.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from edge.decoders.base import Decoder, register
-from edge.preprocess import Transform
+from edge.decoders.base import Decoder
+from edge.geometry import Transform, box_centres, boxes_from_centres
 from edge.results import Detections, MaskPatches, Poses
 
 
@@ -39,25 +40,18 @@ class _RcnnDecoder(Decoder):
         return keep, transform.boxes_to_source(outputs["boxes"][keep].astype(np.float32))
 
 
-@register
-class FasterRcnnDecoder(_RcnnDecoder):
+class FasterRcnnDecoder(_RcnnDecoder, name="fasterrcnn", task="detection"):
     """Boxes, scores and labels, as the graph's post-processing left them."""
-
-    name = "fasterrcnn"
-    task = "detection"
 
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Detections:
         keep, boxes = self.kept(outputs, transform)
         return Detections(boxes, outputs["scores"][keep].astype(np.float32), outputs["labels"][keep].astype(np.int64))
 
 
-@register
-class KeypointRcnnDecoder(_RcnnDecoder):
+class KeypointRcnnDecoder(_RcnnDecoder, name="keypointrcnn", task="pose"):
     """People with K keypoints. torchvision's keypoint scores are heatmap logits; the event's keypoint
     score is their sigmoid, so that 0.5 means the same as for other pose models' thresholds."""
 
-    name = "keypointrcnn"
-    task = "pose"
     extra_outputs = ("keypoints", "keypoints_scores")
 
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Poses:
@@ -67,19 +61,20 @@ class KeypointRcnnDecoder(_RcnnDecoder):
         return Poses(transform.points_to_source(keypoints), outputs["scores"][keep].astype(np.float32), boxes)
 
 
-@register
-class MaskRcnnDecoder(_RcnnDecoder):
+@dataclass(frozen=True)
+class MaskArgs:
+    mask_threshold: float = field(default=0.5, metadata={"minimum": 0, "maximum": 1})
+
+
+class MaskRcnnDecoder(_RcnnDecoder, name="maskrcnn", task="segmentation", args=MaskArgs):
     """Instances: detections whose masks are pasted into the frame (mask probability > ``mask_threshold``,
     default 0.5 as torchvision's references use)."""
 
-    name = "maskrcnn"
-    task = "segmentation"
     extra_outputs = ("masks",)
 
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Detections:
         keep, boxes = self.kept(outputs, transform)
-        masks = paste_masks(outputs["masks"][keep, 0], boxes, transform.source_size,
-                            float(self.arg("mask_threshold", 0.5)))
+        masks = paste_masks(outputs["masks"][keep, 0], boxes, transform.source_size, self.args.mask_threshold)
         return Detections(boxes, outputs["scores"][keep].astype(np.float32),
                           outputs["labels"][keep].astype(np.int64), masks=masks)
 
@@ -92,9 +87,8 @@ def paste_masks(masks: np.ndarray, boxes: np.ndarray, frame_size: tuple[int, int
     size = masks.shape[-1]
     padded = np.pad(masks.astype(np.float32), ((0, 0), (1, 1), (1, 1)))
     scale = np.float32((size + 2) / size)
-    centres = (boxes[:, 2:] + boxes[:, :2]) * np.float32(0.5)
     halves = (boxes[:, 2:] - boxes[:, :2]) * np.float32(0.5) * scale
-    corners = np.concatenate([centres - halves, centres + halves], axis=1).astype(np.int64)  # truncates, as torch
+    corners = boxes_from_centres(box_centres(boxes), halves).astype(np.int64)  # truncates, as torch does
     origins = np.zeros((len(boxes), 2), np.int64)
     patches = []
     for i, (x0, y0, x1, y1) in enumerate(corners.tolist()):

@@ -25,37 +25,44 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import cv2
 import numpy as np
 
-from edge.bundle import InputSpec
-from edge.decoders.base import Decoder, register
-from edge.preprocess import Transform
+from edge.bundle.spec import InputSpec
+from edge.decoders.base import Decoder, OutputArgs
+from edge.geometry import Transform
 from edge.results import Segmentation
 
-UPSAMPLING = ("auto", "nearest", "bilinear")
 COARSE = 2.0  # frame pixels per output pixel above which ``auto`` interpolates the scores
 
 
-class _ScoreMapDecoder(Decoder):
-    task = "segmentation"
+@dataclass(frozen=True)
+class ScoreMapArgs(OutputArgs):
+    """``background_class``: the class that is not drawn (nor made a panoptic segment), or null for none."""
+
+    upsample: Literal["auto", "nearest", "bilinear"] = "auto"
+    background_class: int | None = field(default=0, metadata={"minimum": 0})
+
+
+@dataclass(frozen=True)
+class MultiLabelArgs(ScoreMapArgs):
+    background_class: int | None = field(default=None, metadata={"minimum": 0})
+
+
+class _ScoreMapDecoder(Decoder, task="segmentation", args=ScoreMapArgs):
     multi_label = False
 
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)
-        self.output = self.output_named("output", next(iter(self.outputs)))
-        shape = self.outputs[self.output].shape
-        if len(shape) != 4 or not isinstance(shape[1], int):
-            raise self.bad(f"expected an output [1, classes, height, width], got {list(shape)}")
-        self.num_classes = shape[1]
+        self.output = self.args.output
+        self.num_classes = self.output_shape("[1, classes, height, width]", rank=4, static=(1,))[1]
         if bundle.labels and len(bundle.labels) != self.num_classes:
             raise self.bad(f"{len(bundle.labels)} labels for an output of {self.num_classes} classes")
-        self.upsample = self.arg("upsample", "auto")
-        if self.upsample not in UPSAMPLING:
-            raise self.bad(f"decoder_args.upsample must be one of {', '.join(UPSAMPLING)}, not '{self.upsample}'")
-        self.background = self.arg("background_class", 0 if not self.multi_label else None)
+        self.upsample = self.args.upsample
+        self.background = self.args.background_class
         self._cached_key: tuple | None = None
         self._cached_tables: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.int32),) * 2
 
@@ -132,13 +139,9 @@ def nearest_tables(window: Window, transform: Transform) -> tuple[np.ndarray, np
     return axis(height, ay, sy, window.rows), axis(width, ax, sx, window.cols)
 
 
-@register
-class SoftmaxSegmentation(_ScoreMapDecoder):
+class SoftmaxSegmentation(_ScoreMapDecoder, name="softmax", accepts=("instances",)):
     """Exclusive classes: argmax of the logits (softmax is monotonic, so it is never computed). With
     ``needs.instances`` its map becomes the stuff of a panoptic map (see :mod:`edge.panoptic`)."""
-
-    name = "softmax"
-    accepts = ("instances",)
 
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)
@@ -148,11 +151,9 @@ class SoftmaxSegmentation(_ScoreMapDecoder):
         return scores.argmax(axis=axis).astype(self.dtype)
 
 
-@register
-class SigmoidSegmentation(_ScoreMapDecoder):
+class SigmoidSegmentation(_ScoreMapDecoder, name="sigmoid", args=MultiLabelArgs):
     """Independent classes: bit k set where class k's probability reaches ``thresholds.score``."""
 
-    name = "sigmoid"
     multi_label = True
 
     def __init__(self, bundle, outputs):

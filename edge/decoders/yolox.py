@@ -11,9 +11,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from edge.decoders.base import Decoder, register
+from edge.decoders.base import Decoder, OutputArgs
 from edge.decoders.nms import nms
-from edge.preprocess import Transform
+from edge.geometry import Transform, boxes_from_centres
 from edge.results import Detections
 
 _STRIDE_SETS = ((8, 16, 32), (8, 16, 32, 64))
@@ -33,24 +33,17 @@ def grid_for(width: int, height: int, points: int) -> tuple[np.ndarray, np.ndarr
     raise ValueError(f"{points} points do not match strides {_STRIDE_SETS} on a {width}x{height} input")
 
 
-@register
-class YoloxDecoder(Decoder):
-    name = "yolox"
-    task = "detection"
-
+class YoloxDecoder(Decoder, name="yolox", task="detection", args=OutputArgs):
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)
-        self.output = self.output_named("output", next(iter(self.outputs)))
-        shape = self.outputs[self.output].shape
-        if len(shape) != 3 or not isinstance(shape[1], int) or not isinstance(shape[2], int) or shape[2] < 6:
-            raise self.bad(f"expected an output [1, N, 5 + classes], got {list(shape)}")
+        shape = self.output_shape("[1, N, 5 + classes]", rank=3, static=(1, 2), fits=lambda s: s[2] >= 6)
         try:
             self.grid, self.strides = grid_for(bundle.input.width, bundle.input.height, shape[1])
         except ValueError as e:
             raise self.bad(str(e)) from None
 
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Detections:
-        raw = outputs[self.output][0]
+        raw = outputs[self.args.output][0]
         class_ids = raw[:, 5:].argmax(axis=1)
         scores = raw[:, 4] * np.take_along_axis(raw[:, 5:], class_ids[:, None], axis=1)[:, 0]
         candidates = np.flatnonzero(scores >= self.thresholds.score)
@@ -58,8 +51,7 @@ class YoloxDecoder(Decoder):
             return Detections.empty()
         pred = raw[candidates, :4]
         centres = (pred[:, :2] + self.grid[candidates]) * self.strides[candidates]
-        half = np.exp(pred[:, 2:4]) * self.strides[candidates] * 0.5
-        boxes = np.concatenate([centres - half, centres + half], axis=1)
+        boxes = boxes_from_centres(centres, np.exp(pred[:, 2:4]) * self.strides[candidates] * 0.5)
         scores, class_ids = scores[candidates], class_ids[candidates]
         keep = nms(boxes, scores, self.thresholds.iou, class_ids, self.thresholds.max_detections)
         return Detections(transform.boxes_to_source(boxes[keep]), scores[keep], class_ids[keep])

@@ -20,33 +20,37 @@ width × height caps the working size: larger frames are searched at a reduced s
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
 from edge.backends.base import Backend
-from edge.decoders.base import Cascade, register
+from edge.decoders.cascade import Cascade
 from edge.decoders.nms import nms
+from edge.geometry import box_centres, boxes_from_centres
 from edge.preprocess import Preprocessor
 from edge.results import Detections
 
 STRIDE, CELL = 2, 12  # P-Net's output cell: a 12 × 12 window every 2 pixels
 
 
-@register
-class MtcnnCascade(Cascade):
-    name = "mtcnn"
-    task = "detection"
-    roles = ("pnet", "rnet", "onet")
+@dataclass(frozen=True)
+class MtcnnArgs:
+    """``min_face``: the smallest face searched for, in working pixels; ``factor``: the pyramid's scale step;
+    ``stage_thresholds``: P-Net's and R-Net's face probability; ``batch``: crops per R-/O-Net call."""
 
+    min_face: float = field(default=20.0, metadata={"exclusiveMinimum": 0})
+    factor: float = field(default=0.709, metadata={"exclusiveMinimum": 0, "exclusiveMaximum": 1})
+    stage_thresholds: tuple[float, float] = (0.6, 0.7)
+    batch: int = field(default=32, metadata={"minimum": 1})
+
+
+class MtcnnCascade(Cascade, name="mtcnn", task="detection", roles=("pnet", "rnet", "onet"), args=MtcnnArgs):
     def __init__(self, bundle, open_backend):
         super().__init__(bundle, open_backend)
         spec = bundle.input
-        self.min_face = float(self.arg("min_face", 20))
-        self.factor = float(self.arg("factor", 0.709))
-        self.stage_thresholds = [float(t) for t in self.arg("stage_thresholds", [0.6, 0.7])]
-        batch = int(self.arg("batch", 32))
+        batch = self.args.batch
         self.pnet = self.open("pnet", {spec.name: (1, 3, CELL, CELL)})
         self.rnet = self.open("rnet", {spec.name: (batch, 3, 24, 24)})
         self.onet = self.open("onet", {spec.name: (batch, 3, 48, 48)})
@@ -63,14 +67,14 @@ class MtcnnCascade(Cascade):
     def _plan_levels(self, width: int, height: int) -> None:
         """One (preprocessor, P-Net slot) per pyramid scale, for this frame size."""
         spec = self.bundle.input
-        scale = min(1.0, spec.width / width, spec.height / height) * CELL / self.min_face
+        scale = min(1.0, spec.width / width, spec.height / height) * CELL / self.args.min_face
         self._levels = []
         while min(width, height) * scale >= CELL:
             shape = (1, 3, int(height * scale + 1), int(width * scale + 1))
             slot = self.pnet.add_slot({spec.name: shape})
             resize = Preprocessor(replace(spec, shape=shape, resize="stretch"), interpolation=cv2.INTER_AREA)
             self._levels.append((resize, slot))
-            scale *= self.factor
+            scale *= self.args.factor
         self._levels_for = (width, height)
 
     def __call__(self, image: np.ndarray) -> Detections:
@@ -88,7 +92,7 @@ class MtcnnCascade(Cascade):
             self._plan_levels(width, height)
         boxes = self._proposals(image)
         if len(boxes):
-            outputs, boxes = self._refine(self.rnet, image, boxes, self.stage_thresholds[1])
+            outputs, boxes = self._refine(self.rnet, image, boxes, self.args.stage_thresholds[1])
             boxes = _square(_regress(boxes, outputs["bbox_reg"]))
         if len(boxes):
             outputs, boxes = self._refine(self.onet, image, boxes, self.thresholds.score, final=True)
@@ -116,7 +120,7 @@ class MtcnnCascade(Cascade):
             self.timings["preprocess"] += t1 - t
             self.timings["infer"] += time.perf_counter() - t1
             probs = outputs["face_prob"][0, 1]
-            ys, xs = np.nonzero(probs >= self.stage_thresholds[0])
+            ys, xs = np.nonzero(probs >= self.args.stage_thresholds[0])
             if len(ys) == 0:
                 continue
             corners = np.stack([xs, ys], axis=1).astype(np.float32) * STRIDE
@@ -162,6 +166,5 @@ def _regress(boxes: np.ndarray, regression: np.ndarray) -> np.ndarray:
 
 def _square(boxes: np.ndarray) -> np.ndarray:
     """Boxes widened to squares about their centres (the next network takes square crops)."""
-    centres = (boxes[:, :2] + boxes[:, 2:]) * 0.5
     half = (boxes[:, 2:] - boxes[:, :2]).max(axis=1, keepdims=True) * 0.5
-    return np.concatenate([centres - half, centres + half], axis=1)
+    return boxes_from_centres(box_centres(boxes), half)

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from edge.backends.onnxruntime import open_session
-from edge.bundle import BUNDLE_FILE, InputSpec, Thresholds, provenance, sha256_file, write_bundle
+from edge.bundle.fields import FieldError, parse
+from edge.bundle.io import provenance, sha256_file, write_bundle
+from edge.bundle.spec import BUNDLE_FILE, InputSpec, Needs, Thresholds
+from edge.decoders import DECODERS
 from edge.errors import BadInputError, UsageError
 from edge.model import Model
 from edge.paths import make_out_dir
@@ -54,6 +57,19 @@ def model_input_spec(onnx: Path, *, input_size: tuple[int, int] | None = None, *
     return InputSpec(name=tensor.name, shape=tuple(shape), **fields)
 
 
+def check_settings(decoder: str, decoder_args: Mapping[str, Any] | None, needs: Mapping[str, Any] | None) -> None:
+    """``--decoder-arg`` and ``--needs`` checked against their typed declarations before anything is written: a
+    misspelt or mistyped key is a usage error naming the flag (an unknown decoder is left to the bundle check)."""
+    sections = [("--needs", Needs, needs)]
+    if decoder in DECODERS:
+        sections.append(("--decoder-arg", DECODERS[decoder].Args, decoder_args))
+    for flag, kind, values in sections:
+        try:
+            parse(kind, values or {})
+        except FieldError as e:
+            raise UsageError(f"{flag} {e.field}: {e.problem}" if e.field else f"{flag}: {e.problem}") from None
+
+
 def create_bundle(onnx: str | Path, out: str | Path, *, task: str, decoder: str, name: str | None = None,
                   labels: str | Path | Sequence[str] | None = None, thresholds: Thresholds | None = None,
                   decoder_args: Mapping[str, Any] | None = None, files: Mapping[str, str | Path] | None = None,
@@ -65,6 +81,7 @@ def create_bundle(onnx: str | Path, out: str | Path, *, task: str, decoder: str,
     onnx = Path(onnx)
     if not onnx.is_file():
         raise BadInputError(f"{onnx}: no such ONNX file")
+    check_settings(decoder, decoder_args, needs)
     spec = model_input_spec(onnx, input_size=input_size, **input_options)
     out = make_out_dir(out)
     copied = {"model": "model.onnx"}
