@@ -14,7 +14,7 @@ from typing import Any
 from edge.backends.onnxruntime import open_session
 from edge.bundle import BUNDLE_FILE, InputSpec, Thresholds, provenance, sha256_file, write_bundle
 from edge.errors import BadInputError, UsageError
-from edge.model import Model
+from edge.runner import Runner
 from edge.paths import make_out_dir
 
 
@@ -83,7 +83,7 @@ def create_bundle(onnx: str | Path, out: str | Path, *, task: str, decoder: str,
         provenance=provenance(str(onnx.resolve()), "edge bundle create", source_sha256=sha256_file(onnx)),
     )
     try:  # a bundle that is written is a bundle that runs: open it as replay would
-        Model(bundle, "onnxruntime", threads=1).close()
+        Runner(bundle, "onnxruntime", threads=1).close()
     except BadInputError:
         (out / BUNDLE_FILE).unlink()
         raise

@@ -10,7 +10,7 @@ import pytest
 
 from edge.bundle import InputSpec
 from edge.cli import main
-from edge.model import ModelSet
+from edge.graph import RunnerGraph
 from edge.preprocess import Preprocessor
 
 NOSE, LEFT_SHOULDER, RIGHT_SHOULDER = 0, 5, 6
@@ -40,7 +40,7 @@ def test_movenet_on_the_signing_person(movenet_bundle, assets, tmp_path):
 
 def test_top_down_gives_one_pose_per_person(yolox_bundle, movenet_topdown_bundle, assets):
     image = cv2.imread(str(assets / "images/intel_frame_classroom_people.png"))
-    models = ModelSet([yolox_bundle, movenet_topdown_bundle])
+    models = RunnerGraph([yolox_bundle, movenet_topdown_bundle])
     results = models(image)
     events = models.to_events(results)
     persons = [d for d in events["yolox_nano"]["detections"] if d["label"] == "person"]
@@ -59,7 +59,7 @@ def test_top_down_gives_one_pose_per_person(yolox_bundle, movenet_topdown_bundle
 
 
 def test_top_down_without_people_gives_no_pose(yolox_bundle, movenet_topdown_bundle):
-    models = ModelSet([yolox_bundle, movenet_topdown_bundle])
+    models = RunnerGraph([yolox_bundle, movenet_topdown_bundle])
     results = models(np.full((240, 320, 3), 90, np.uint8))
     assert models.to_events(results)["movenet_topdown"] == {"poses": []}
 
