@@ -31,9 +31,9 @@ import numpy as np
 
 from benchmarks._setup import BUNDLE, VIDEO, Measured, cpu_seconds, run_pipeline
 from edge.graph import RunnerGraph
-from edge.outputs import EventsSink, VideoSink
-from streams.board import DropPolicy
+from edge.pipeline.sinks import EventsSink, VideoSink
 from streams.feed import SourceSpec
+from streams.frame_queue import DropPolicy
 
 
 def naive(frames: int) -> Measured:

@@ -10,8 +10,8 @@ import numpy as np
 import tests.helpers.slow_backend  # noqa: F401 (registers the "slow" test backend)
 from edge.graph import RunnerGraph
 from edge.pipeline import Pipeline
-from streams.board import DropPolicy
 from streams.feed import SourceSpec
+from streams.frame_queue import DropPolicy
 
 
 class Latencies:

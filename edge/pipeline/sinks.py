@@ -1,22 +1,75 @@
-"""Pipeline sinks: adapters from a :class:`~edge.pipeline.Processed` frame to the outputs in ``streams``.
+"""The pipeline's sinks: what happens to each :class:`~edge.pipeline.messages.FrameResult`, through the
+writers and servers in ``streams``.
 
-Each sink does one thing per frame and is closed once at the end. Files are critical (a run that cannot
-write its events should stop); network outputs are not (a broker that is down must not stop the events).
+Each sink has ``write(item)``, ``close()`` and a ``critical`` flag, and does one thing per frame. Files are
+critical (a run that cannot write its events should stop); network outputs are not (a broker that is down
+must not stop the events): :class:`SinkSet` runs them all and keeps a failing non-critical one from
+stopping the others. Sinks read results, labels and the event from the item; they never reach back to the
+runners, and they draw nothing on the frame the others read (``item.annotated()`` is a copy).
 """
 
 from __future__ import annotations
 
-import re
+import json
+import logging
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 import cv2
+import numpy as np
 
-from edge.pipeline import Processed
+from edge.pipeline.messages import FrameResult
 from edge.results import Detections
 from streams.http import FrameHub
 from streams.mqtt import MqttPublisher
-from streams.sinks import EventLog, ImageFolderWriter, VideoFileWriter
+from streams.uris import safe_name
+from streams.writers import EventLog, ImageFolderWriter, VideoFileWriter
+
+log = logging.getLogger("edge.pipeline")
+
+
+class Sink(Protocol):
+    critical: bool
+
+    def write(self, item: FrameResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SinkSet:
+    """Every sink, in order, for each frame. A critical sink's failure ends the run (it propagates); any
+    other sink's failure is logged (at its 1st, 10th, 100th, then every 1000th time) and counted in
+    ``errors`` by sink type, and the run goes on."""
+
+    def __init__(self, sinks: Iterable[Sink]):
+        self.sinks = list(sinks)
+        self.errors: dict[str, int] = {}
+
+    def write(self, item: FrameResult) -> None:
+        for sink in self.sinks:
+            if sink.critical:
+                sink.write(item)
+                continue
+            try:
+                sink.write(item)
+            except Exception as e:  # a network output must not stop the others
+                name = type(sink).__name__
+                count = self.errors[name] = self.errors.get(name, 0) + 1
+                if count in (1, 10, 100) or count % 1000 == 0:
+                    log.warning("sink failed", extra={"sink": name, "error": str(e), "count": count})
+
+    def close(self) -> None:
+        """Closes every sink (finalising video files, flushing events) even if one fails; raises the first."""
+        first: BaseException | None = None
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as e:
+                first = first or e
+        if first is not None:
+            raise first
 
 
 class EventsSink:
@@ -27,8 +80,8 @@ class EventsSink:
     def __init__(self, path: Path, max_bytes: int | None = None, backups: int = 5):
         self.log = EventLog(path, max_bytes, backups)
 
-    def write(self, item: Processed) -> None:
-        self.log.write(item.event)
+    def write(self, item: FrameResult) -> None:
+        self.log.write(item.event_json)
 
     def close(self) -> None:
         self.log.close()
@@ -48,9 +101,9 @@ class VideoSink:
     def path_for(self, stream: str) -> Path:
         if not self.several:
             return self.out / "annotated.mp4"
-        return self.out / f"annotated-{_safe(stream)}.mp4"
+        return self.out / f"annotated-{safe_name(stream)}.mp4"
 
-    def write(self, item: Processed) -> None:
+    def write(self, item: FrameResult) -> None:
         stream = item.frame.stream
         writer = self.writers.get(stream)
         if writer is None:
@@ -72,34 +125,31 @@ class MapsSink:
         self.writer = ImageFolderWriter(out)
         self.several = several_streams
 
-    def write(self, item: Processed) -> None:
-        prefix = f"{_safe(item.frame.stream)}/" if self.several else ""
-        for bundle, images in item.models.maps(item.results).items():
-            for kind, image in images.items():
+    def write(self, item: FrameResult) -> None:
+        prefix = f"{safe_name(item.frame.stream)}/" if self.several else ""
+        for bundle, result in item.results.items():
+            for kind, image in result.maps().items():
                 self.writer.write(f"{prefix}{kind}/{bundle}/{item.frame.index:06d}.png", image)
 
     def close(self) -> None:
         pass
 
 
-def _safe(stream: str) -> str:
-    """A stream name usable in a file name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stream)
-
-
 class LabelCounter:
-    """Per-label detection totals for the summary."""
+    """Per-label detection totals for the summary: counted per class id, named once per class."""
 
     critical = True
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
 
-    def write(self, item: Processed) -> None:
-        for model in item.models.models:
-            result = item.results[model.name]
-            if isinstance(result, Detections):
-                self.counts.update(model.bundle.label(c) for c in result.class_ids.tolist())
+    def write(self, item: FrameResult) -> None:
+        for name, result in item.results.items():
+            if isinstance(result, Detections) and len(result):
+                per_class = np.bincount(result.class_ids)
+                label = item.labels[name]
+                for class_id in np.flatnonzero(per_class).tolist():
+                    self.counts[label(class_id)] += int(per_class[class_id])
 
     def close(self) -> None:
         pass
@@ -114,7 +164,7 @@ class PreviewSink:
     def __init__(self, hub: FrameHub):
         self.hub = hub
 
-    def write(self, item: Processed) -> None:
+    def write(self, item: FrameResult) -> None:
         stream = item.frame.stream
         if self.hub.wants(stream):
             ok, jpeg = cv2.imencode(".jpg", item.annotated(), [cv2.IMWRITE_JPEG_QUALITY, self.QUALITY])
@@ -126,16 +176,18 @@ class PreviewSink:
 
 
 class MqttSink:
-    """Each event to ``topic`` (``{device}`` and ``{stream}`` filled in), with the device name added."""
+    """Each event to ``topic`` (``{device}`` and ``{stream}`` filled in), with the device name added in front
+    of the event's own encoding (the JSON is encoded once per frame, for the events file and here)."""
 
     critical = False
 
     def __init__(self, publisher: MqttPublisher, topic: str, device: str):
         self.publisher, self.topic, self.device = publisher, topic, device
+        self._prefix = f'{{"device":{json.dumps(device)},'
 
-    def write(self, item: Processed) -> None:
+    def write(self, item: FrameResult) -> None:
         topic = self.topic.format(device=self.device, stream=item.frame.stream)
-        self.publisher.publish(topic, {"device": self.device, **item.event})
+        self.publisher.publish(topic, self._prefix + item.event_json[1:])
 
     def close(self) -> None:
         self.publisher.close()
