@@ -18,8 +18,8 @@ from calibration.agreement import FrameDetections
 from edge.backends.onnxruntime import open_session
 from edge.bundle import Bundle, InputSpec
 from edge.errors import UsageError
-from edge.runner import Runner
 from edge.results import Classification, Detections, Poses, Segmentation
+from edge.runner import Runner
 
 LATENCY_RUNS = 30
 

@@ -14,8 +14,8 @@ from typing import Any
 from edge.backends.onnxruntime import open_session
 from edge.bundle import BUNDLE_FILE, InputSpec, Thresholds, provenance, sha256_file, write_bundle
 from edge.errors import BadInputError, UsageError
-from edge.runner import Runner
 from edge.paths import make_out_dir
+from edge.runner import Runner
 
 
 def read_labels(path: str | Path) -> list[str]:

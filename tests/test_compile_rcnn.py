@@ -24,8 +24,8 @@ from edge.bundle_create import create_bundle  # noqa: E402
 from edge.cli import main  # noqa: E402
 from edge.decoders import DECODERS  # noqa: E402
 from edge.decoders.nms import box_iou  # noqa: E402
-from edge.runner import Runner  # noqa: E402
 from edge.preprocess import Preprocessor, Transform  # noqa: E402
+from edge.runner import Runner  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SIZE = (320, 320)
@@ -44,7 +44,7 @@ def model_input(bundle, frame) -> tuple[np.ndarray, Transform]:
     return tensor, Preprocessor(bundle.input)(frame, tensor)
 
 
-def onnx_outputs(model: Model, tensor: np.ndarray) -> dict[str, np.ndarray]:
+def onnx_outputs(model: Runner, tensor: np.ndarray) -> dict[str, np.ndarray]:
     model.input_buffer[...] = tensor
     return {name: array.copy() for name, array in model.backend.run(model.slot).items()}
 
@@ -65,7 +65,7 @@ def matched(ours_boxes: np.ndarray, theirs_boxes: np.ndarray) -> np.ndarray:
     return iou.argmax(axis=1)
 
 
-def matched_to_torchvision(model: Model, net, bundle, frame, spread: float):
+def matched_to_torchvision(model: Runner, net, bundle, frame, spread: float):
     """The ONNX graph's outputs and torchvision's on the same input, paired box by box: (ours, theirs in our
     order, transform). Asserts the same detections (count, boxes, scores) and a spread of scores, so that the
     comparison is not between ties."""

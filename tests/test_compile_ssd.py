@@ -26,8 +26,8 @@ from compile.checkpoint import read_state_dict  # noqa: E402
 from edge.bundle import Thresholds, load_bundle, sha256_file  # noqa: E402
 from edge.cli import main  # noqa: E402
 from edge.decoders import DECODERS  # noqa: E402
-from edge.runner import Runner  # noqa: E402
 from edge.preprocess import Preprocessor  # noqa: E402
+from edge.runner import Runner  # noqa: E402
 
 MODEL = "ssdlite320_mobilenet_v3_large"
 SOURCE_SIZE = (640, 480)  # width, height: not square, so boxes map back with different x and y scales
@@ -79,7 +79,7 @@ def frame(assets):
     return cv2.resize(cv2.imread(str(assets / "images/fastestdet_people_indoor.jpg")), SOURCE_SIZE)
 
 
-def edge_heads(model: Model, images: np.ndarray) -> dict[str, np.ndarray]:
+def edge_heads(model: Runner, images: np.ndarray) -> dict[str, np.ndarray]:
     """The raw heads ONNX Runtime computes from a model-input tensor (copied: the backend reuses its buffers)."""
     model.input_buffer[...] = images
     return {name: array.copy() for name, array in model.backend.run(model.slot).items()}

@@ -19,9 +19,10 @@ from edge.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.cli import main  # noqa: E402
 from edge.crops import crop_boxes  # noqa: E402
-from edge.graph import RunnerGraph
-from edge.runner import Runner  # noqa: E402
+from edge.graph import RunnerGraph  # noqa: E402
+from edge.pipeline.messages import to_events  # noqa: E402
 from edge.preprocess import Preprocessor  # noqa: E402
+from edge.runner import Runner  # noqa: E402
 
 CLASSIFIERS = ["resnet18", "resnet50", "googlenet", "densenet121", "mobilenet_v3_large"]
 
@@ -98,7 +99,7 @@ def test_classification_event_and_per_box_crops_in_one_batch(compiled, yolox_bun
     on_boxes = replace(load_bundle(bundle.root), name="boxes", needs={"detector": "yolox_nano", "max_crops": 8})
     models = RunnerGraph([yolox_bundle, on_boxes])
     results = models(people)
-    events = models.to_events(results)
+    events = to_events(results, models.labels)
     assert [d["box"] for d in events["boxes"]["detections"]] == [d["box"] for d in events["yolox_nano"]["detections"]]
     assert all(len(d["classes"]) == 5 and d["classes"][0]["label"] in bundle.labels
                for d in events["boxes"]["detections"])

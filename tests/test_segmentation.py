@@ -16,8 +16,9 @@ from edge.bundle_create import create_bundle
 from edge.cli import main
 from edge.decoders import DECODERS
 from edge.graph import RunnerGraph
-from edge.runner import Runner
+from edge.pipeline.messages import to_events
 from edge.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessor
+from edge.runner import Runner
 
 PERSON = 15  # VOC
 
@@ -30,7 +31,7 @@ def people(assets):
 def test_espnet_person_mask_on_people_indoor(yolox_bundle, espnet_bundle, people):
     models = RunnerGraph([yolox_bundle, espnet_bundle])
     results = models(people)
-    events = models.to_events(results)
+    events = to_events(results, models.labels)
     fractions = events["espnetv2_voc"]["class_fractions"]
     assert 0.2 <= fractions["person"] <= 0.4, fractions  # MANIFEST: person ≈ 30 % of the pixels
     assert all(value > 0 for value in fractions.values())
@@ -63,7 +64,7 @@ def test_skin_clothes_hair_are_independent_masks(assets, yolox_bundle, tmp_path)
     models = RunnerGraph([yolox_bundle, bundle])
     image = cv2.imread(str(assets / "images/intel_frame_asl_person_upper_body.jpg"))
     results = models(image)
-    fractions = models.to_events(results)["parts"]["class_fractions"]
+    fractions = to_events(results, models.labels)["parts"]["class_fractions"]
     assert set(fractions) == {"skin", "clothes", "hair"}
     assert fractions["clothes"] > fractions["skin"] > 0.02  # a hoodie, a face and two hands
     seg = results["parts"]

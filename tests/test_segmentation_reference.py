@@ -13,8 +13,8 @@ import pytest
 from edge.bundle import InputSpec
 from edge.decoders.segmentation import Window, nearest_tables
 from edge.gpu.preprocess import linear_taps
-from edge.runner import Runner
 from edge.preprocess import Preprocessor, Transform
+from edge.runner import Runner
 
 ESPNET = InputSpec("image", (1, 3, 384, 384), "nchw", "rgb", "float32", "stretch", 0.0,
                    (123.675, 116.28, 103.53), (58.395, 57.12, 57.375))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.runner import Runner
 from edge.results import Detections
+from edge.runner import Runner
 from edge.tracker import ByteTracker
 
 
