@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.cli import main
-from edge.config import Config, SourceConfig, load_config
+from edge.config import DaemonConfig, SourceConfig, load_config
 from edge.daemon import Daemon
 from edge.decoders import DECODERS
 from edge.decoders.classification import SoftmaxTopK
@@ -158,7 +158,7 @@ def test_pipeline_batches_the_streams_latest_frames(classifier, folders):
 
 def test_daemon_batches_its_sources_by_default(classifier, folders, tmp_path):
     sources = [SourceConfig(url=str(folder), realtime=False) for folder in folders]
-    daemon = Daemon(Config(sources=sources, bundles=[str(classifier.root)], out=str(tmp_path / "out"),
+    daemon = Daemon(DaemonConfig(sources=sources, bundles=[str(classifier.root)], out=str(tmp_path / "out"),
                            backend="slow", workers=1, video=False))  # slower than decoding: both wait
     assert daemon.pipeline.batch == 2  # no batch in the config: one frame per source
     assert daemon.run() == 0
@@ -182,4 +182,4 @@ def test_config_batch_is_checked(tmp_path):
 def test_run_batch_option_is_checked(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["run", "--source", "a.mp4", "--bundle", "b", "--batch", "0"])
-    assert exited.value.code == 2 and "--batch: expected a positive whole number, not '0'" in capsys.readouterr().err
+    assert exited.value.code == 2 and "--batch: must be at least 1, got 0" in capsys.readouterr().err
