@@ -33,13 +33,17 @@ def add_engine_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_build_engine(args: argparse.Namespace) -> int:
-    from compile.engine import build_engine, default_precision
+    from edge.backends.builder import build_engine, default_precision
     from edge.bundle import load_bundle
     from edge.engines import EngineOptions
 
     bundle = load_bundle(args.bundle)
     options = EngineOptions(args.precision or default_precision(bundle), args.workspace, args.dla_core)
-    path = build_engine(bundle, options, timing_cache=args.timing_cache, calibration=args.calib,
-                        calibration_frames=args.calib_frames)
+    reader = None
+    if args.calib:  # the footage → preprocessed batches; the builder's calibrator reads them on the device
+        from calibration.tensorrt_feed import calibration_feed
+
+        reader = calibration_feed(bundle, args.calib, args.calib_frames)
+    path = build_engine(bundle, options, timing_cache=args.timing_cache, calibration=reader)
     print(f"engine {path.name} ({options.precision}) written to {path.parent}")
     return 0
