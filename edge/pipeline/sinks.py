@@ -147,9 +147,10 @@ class LabelCounter:
         for name, result in item.results.items():
             if isinstance(result, Detections) and len(result):
                 per_class = np.bincount(result.class_ids)
+                found = np.flatnonzero(per_class)
                 label = item.labels[name]
-                for class_id in np.flatnonzero(per_class).tolist():
-                    self.counts[label(class_id)] += int(per_class[class_id])
+                for class_id, count in zip(found.tolist(), per_class[found].tolist()):
+                    self.counts[label(class_id)] += count
 
     def close(self) -> None:
         pass
