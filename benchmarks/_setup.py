@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.demo import find_assets, yolox_bundle
-from edge.pipeline import Pipeline, Sink, make_workers
+from edge.graph import make_workers
+from edge.pipeline import Pipeline, Sink
 from streams.feed import DecodeMode, SourceSpec
 
 ASSETS = find_assets()

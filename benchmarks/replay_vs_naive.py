@@ -30,14 +30,14 @@ import cv2
 import numpy as np
 
 from benchmarks._setup import BUNDLE, VIDEO, Measured, cpu_seconds, run_pipeline
-from edge.model import ModelSet
-from edge.outputs import EventsSink, VideoSink
-from streams.board import DropPolicy
+from edge.graph import RunnerGraph
+from edge.pipeline.sinks import EventsSink, VideoSink
 from streams.feed import SourceSpec
+from streams.frame_queue import DropPolicy
 
 
 def naive(frames: int) -> Measured:
-    models = ModelSet([BUNDLE], "auto", threads=2)
+    models = RunnerGraph([BUNDLE], "auto", threads=2)
     capture = cv2.VideoCapture(VIDEO)
     started, cpu = time.perf_counter(), cpu_seconds()
     for _ in range(frames):

@@ -18,8 +18,8 @@ from calibration.agreement import FrameDetections
 from edge.backends.onnxruntime import open_session
 from edge.bundle import Bundle, InputSpec
 from edge.errors import UsageError
-from edge.model import Model
 from edge.results import Classification, Detections, Poses, Segmentation
+from edge.runner import Runner
 
 LATENCY_RUNS = 30
 
@@ -36,7 +36,7 @@ def predictions(bundle: Bundle, frames: Sequence[np.ndarray], model: Path | None
     if bundle.needs:
         raise UsageError(f"{bundle.root}: a bundle that runs on another bundle's results (needs.{bundle.needs.kind}) "
                          f"cannot be measured on its own")
-    runner = Model(with_model(bundle, model) if model is not None else bundle, "onnxruntime")
+    runner = Runner(with_model(bundle, model) if model is not None else bundle, "onnxruntime")
     try:
         return [_comparable(runner(frame)) for frame in frames]
     finally:

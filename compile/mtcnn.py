@@ -27,7 +27,7 @@ from compile.checkpoint import load_weights, read_state_dict
 from compile.export import Checkpoint, export_onnx, resolve_labels, write_compiled
 from edge.bundle import Bundle, InputSpec, Thresholds
 from edge.errors import UsageError
-from edge.model import Model
+from edge.runner import Runner
 
 MEAN, STD = (127.5,) * 3, (128.0,) * 3  # (x - 127.5) × 0.0078125, as the networks were trained
 INPUT_SIZE = (640, 640)  # the working size cap: larger frames are searched at a reduced scale
@@ -157,7 +157,7 @@ def candidate_crops(bundle: Bundle, frames: Iterable[np.ndarray], margin: float 
     passes — faces and near-misses alike, the cascade's last threshold set to zero — widened by ``margin``
     of their side so that augmentation's random crops can shift and rescale the face. Distilling O-Net on a
     user's footage means distilling on these; whole frames or random windows hardly ever hold a face."""
-    model = Model(replace(bundle, thresholds=replace(bundle.thresholds, score=0.0)), "onnxruntime")
+    model = Runner(replace(bundle, thresholds=replace(bundle.thresholds, score=0.0)), "onnxruntime")
     crops = []
     try:
         for frame in frames:

@@ -1,8 +1,14 @@
-"""``edge run --config FILE``: a YAML file checked against one typed schema, the dataclasses below.
+"""The run configuration, declared once: :class:`RunConfig` for what ``edge replay`` and ``edge run`` share,
+:class:`DaemonConfig` for what only the daemon has (its sources, HTTP, MQTT, event rotation, reconnects).
 
-Every error names the file, the line and the key path, e.g. ``edge.yaml:12: sources[1].url: required``,
-and a misspelt key gets the nearest valid one (difflib, as ultralytics' ``check_dict_alignment`` does).
-The YAML is composed into nodes first, so every value still knows its line when it is checked.
+Each :class:`RunConfig` field carries an :class:`Option` (help, flag, choices, minimum). From that one
+declaration come the YAML keys of ``edge run --config`` (:func:`load_config`), the command-line flags of both
+commands (:func:`add_run_options`, :func:`run_options`) and their checks, so a key, a flag, a default or a
+check cannot exist in one place and not in the other. Booleans are ``--KEY/--no-KEY`` flags.
+
+YAML errors name the file, the line and the key path, e.g. ``edge.yaml:12: sources[1].url: required``, and a
+misspelt key gets the nearest valid one (difflib, as ultralytics' ``check_dict_alignment`` does). The YAML
+is composed into nodes first, so every value still knows its line when it is checked.
 
 Example::
 
@@ -23,8 +29,10 @@ Example::
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
+import enum
 import types
 import typing
 from dataclasses import dataclass, field
@@ -33,20 +41,69 @@ from typing import Any, Union
 
 import yaml
 
+from edge.backends import BACKEND_NAMES
 from edge.errors import UsageError
+from streams.base import CaptureSettings
+from streams.feed import Backoff, DecodeMode
 
 
-@dataclass
-class SourceConfig:
+@dataclass(frozen=True)
+class Option:
+    """How a run option is offered and checked, in YAML and on the command line alike."""
+
+    help: str
+    flag: str | None = None  # default: --KEY with '-' for '_'
+    metavar: str | None = None
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+
+
+def option(help: str, **more: Any) -> dict[str, Option]:
+    """A dataclass field's ``metadata`` that declares it a run option."""
+    return {"option": Option(help, **more)}
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    """What a run does, the same keys for ``edge replay`` and ``edge run`` (flags) and ``edge run --config``."""
+
+    bundles: list[str] = field(metadata=option("bundle folder; repeatable", flag="--bundle", metavar="DIR"))
+    out: str | None = field(default=None, metadata=option(
+        "output folder (default: out/replay or out/run, after the command)", metavar="DIR"))
+    backend: str = field(default="auto", metadata=option("inference backend", choices=BACKEND_NAMES))
+    engine_build: bool = field(default=True, metadata=option(
+        "build a TensorRT engine at load where none fits this machine (--no-engine-build: run ONNX Runtime "
+        "instead)"))
+    workers: int | None = field(default=None, metadata=option(
+        "parallel inference workers (default: 2 on 2+ CPUs)", metavar="N", minimum=1))
+    threads: int | None = field(default=None, metadata=option(
+        "inference threads per worker (default: CPUs / workers)", metavar="N", minimum=1))
+    batch: int | None = field(default=None, metadata=option(
+        "frames of up to N sources per inference call, where the bundle's batch dimension is dynamic "
+        "(default: the number of sources)", metavar="N", minimum=1))
+    decode: DecodeMode = field(default=DecodeMode.THREAD, metadata=option(
+        "decode sources in threads, or in processes through shared memory"))
+    tracking: bool = field(default=True, metadata=option("track_id on detections (ByteTrack)"))
+    video: bool = field(default=True, metadata=option("write the annotated video"))
+    save_masks: bool = field(default=False, metadata=option(
+        "write each frame's class, instance and panoptic id maps as PNGs under OUT/<kind>/<bundle>/"))
+
+    def __post_init__(self) -> None:
+        self.decode = DecodeMode(self.decode)  # also when made in code with the text
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceConfig(CaptureSettings):
+    """One daemon source: where it is, what to ask the camera for (:class:`streams.base.CaptureSettings`'
+    keys: width, height, fps, fourcc, timeout_s), and how to read it."""
+
     url: str  # camera index, /dev/videoN, csi://N, rtsp://, http://, a file, a folder or a glob
-    name: str | None = None  # stream name in events (default: from the url)
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    fourcc: str | None = None
-    timeout_s: float = 5.0
+    name: str | None = None  # stream name in events (default: from the url, streams.uris.stream_name)
     realtime: bool = True  # files: play at their own rate, as a camera would deliver them
     reconnect: bool | None = None  # default: live sources yes, files no
+
+    def capture_settings(self) -> CaptureSettings:
+        return CaptureSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(CaptureSettings)})
 
 
 @dataclass
@@ -74,33 +131,44 @@ class MqttConfig:
     qos: int = 0
 
 
-@dataclass
-class ReconnectConfig:
-    first_s: float = 0.5
-    cap_s: float = 30.0
+@dataclass(kw_only=True)
+class DaemonConfig(RunConfig):
+    """``edge run``: the run options plus the daemon's sources and services. ``reconnect`` is
+    :class:`streams.feed.Backoff` (keys first_s, cap_s, healthy_s)."""
 
-
-@dataclass
-class Config:
     sources: list[SourceConfig]
-    bundles: list[str]
-    out: str = "out/run"
-    backend: str = "auto"
-    workers: int | None = None
-    threads: int | None = None
-    batch: int | None = None  # frames per inference call, one per source (default: the number of sources)
-    decode: str = "thread"
-    tracking: bool = True
-    video: bool = True
     device: str | None = None  # name in MQTT topics (default: the host name)
     events: EventsConfig = field(default_factory=EventsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     mqtt: MqttConfig | None = None
-    reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
+    reconnect: Backoff = Backoff()
 
 
-CHOICES = {"backend": ("auto", "onnxruntime", "tensorrt"), "decode": ("thread", "process")}
-AT_LEAST_ONE = ("workers", "threads", "batch")
+RUN_OPTIONS = {f.name: f for f in dataclasses.fields(RunConfig)}
+_HINTS = typing.get_type_hints(RunConfig)
+
+
+def _plain_type(kind: Any) -> Any:
+    """``X | None`` → ``X``."""
+    if typing.get_origin(kind) in (Union, types.UnionType):
+        (kind,) = [a for a in typing.get_args(kind) if a is not type(None)]
+    return kind
+
+
+def _choices(kind: Any, declared: Option | None) -> tuple[str, ...]:
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return tuple(m.value for m in kind)
+    return declared.choices if declared is not None else ()
+
+
+def problem(declared: Option | None, kind: Any, value: Any) -> str | None:
+    """What is wrong with a converted ``value`` of a field of type ``kind``, or ``None``."""
+    choices = _choices(kind, declared)
+    if choices and value not in choices:
+        return f"'{value}' is not one of {', '.join(choices)}"
+    if declared is not None and declared.minimum is not None and value is not None and value < declared.minimum:
+        return f"must be at least {declared.minimum}, got {value}"
+    return None
 
 
 class _Checker:
@@ -116,14 +184,15 @@ class _Checker:
         if origin in (Union, types.UnionType):
             if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null" and type(None) in args:
                 return None
-            (kind,) = [a for a in args if a is not type(None)]
-            return self.convert(node, kind, where)
+            return self.convert(node, _plain_type(kind), where)
         if dataclasses.is_dataclass(kind):
             return self.dataclass(node, kind, where)
         if origin is list:
             if not isinstance(node, yaml.SequenceNode):
                 raise self.error(node, where, "expected a list")
             return [self.convert(item, args[0], f"{where}[{i}]") for i, item in enumerate(node.value)]
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            return self.convert(node, str, where)  # checked against its values, then made a member
         if not isinstance(node, yaml.ScalarNode):
             raise self.error(node, where, f"expected a {kind.__name__}")
         value = self._constructor.construct_object(node)
@@ -148,11 +217,11 @@ class _Checker:
                 close = difflib.get_close_matches(key, list(fields), n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else f" (keys: {', '.join(fields)})"
                 raise self.error(key_node, at, f"unknown key{hint}")
-            values[key] = self.convert(value_node, hints[key], at)
-            if key in CHOICES and values[key] not in CHOICES[key]:
-                raise self.error(value_node, at, f"'{values[key]}' is not one of {', '.join(CHOICES[key])}")
-            if key in AT_LEAST_ONE and values[key] is not None and values[key] < 1:
-                raise self.error(value_node, at, f"must be at least 1, got {values[key]}")
+            value = self.convert(value_node, hints[key], at)
+            wrong = problem(fields[key].metadata.get("option"), _plain_type(hints[key]), value)
+            if wrong:
+                raise self.error(value_node, at, wrong)
+            values[key] = _member(hints[key], value)
         for name, f in fields.items():
             if (name not in values and f.default is dataclasses.MISSING
                     and f.default_factory is dataclasses.MISSING):
@@ -160,7 +229,15 @@ class _Checker:
         return kind(**values)
 
 
-def load_config(path: str | Path) -> Config:
+def _member(kind: Any, value: Any) -> Any:
+    """An enum field's text as the enum's member; anything else as it is."""
+    kind = _plain_type(kind)
+    if value is not None and isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return kind(value)
+    return value
+
+
+def load_config(path: str | Path) -> DaemonConfig:
     """Reads and checks a config file; raises :class:`UsageError` (exit 2) naming file, line and key."""
     path = Path(path)
     try:
@@ -176,7 +253,7 @@ def load_config(path: str | Path) -> Config:
     if node is None:
         raise UsageError(f"{path}: the config is empty (needs at least 'sources' and 'bundles')")
     checker = _Checker(path)
-    config = checker.dataclass(node, Config, "")
+    config = checker.dataclass(node, DaemonConfig, "")
     keys = {k.value: v for k, v in node.value}
     for key in ("sources", "bundles"):
         if not getattr(config, key):
@@ -188,3 +265,63 @@ def load_config(path: str | Path) -> Config:
             raise checker.error(keys["http"], "http.token", f"required when http.host ({config.http.host}) is not "
                                                             f"a loopback address")
     return config
+
+
+def flag_of(name: str) -> str:
+    declared: Option = RUN_OPTIONS[name].metadata["option"]
+    return declared.flag or "--" + name.replace("_", "-")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Every :class:`RunConfig` key as a flag. Defaults stay in the dataclass: a flag not given is absent
+    from the parsed arguments (so ``edge run --config`` keeps the file's value) and named in the help."""
+    group = parser.add_argument_group("run options (the same for edge replay and edge run; as keys of edge run "
+                                      "--config: the flag without '--', '_' for '-', bundles for --bundle)")
+    for name, f in RUN_OPTIONS.items():
+        declared: Option = f.metadata["option"]
+        kind = _plain_type(_HINTS[name])
+        shown = getattr(f.default, "value", f.default)
+        if isinstance(f.default, bool):
+            shown = "on" if f.default else "off"
+        text = declared.help if f.default in (None, dataclasses.MISSING) else f"{declared.help} (default: {shown})"
+        common = {"dest": name, "default": argparse.SUPPRESS, "help": text}
+        if kind is bool:
+            group.add_argument(flag_of(name), action=argparse.BooleanOptionalAction, **common)
+        elif typing.get_origin(kind) is list:
+            group.add_argument(flag_of(name), action="append", metavar=declared.metavar, **common)
+        else:
+            choices = _choices(kind, declared)
+            metavar = "{" + ",".join(choices) + "}" if choices else declared.metavar
+            group.add_argument(flag_of(name), type=_flag_type(name, kind), metavar=metavar, **common)
+
+
+def _flag_type(name: str, kind: Any):
+    """The flag's converter: the field's type and :func:`problem`'s check, in argparse's error form."""
+    declared: Option = RUN_OPTIONS[name].metadata["option"]
+
+    def parse(text: str) -> Any:
+        value: Any = text
+        if kind in (int, float):
+            try:
+                value = kind(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, not '{text}'") from None
+        wrong = problem(declared, kind, value)
+        if wrong:
+            raise argparse.ArgumentTypeError(wrong)
+        return _member(kind, value)
+
+    return parse
+
+
+def run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The run options given on the command line, by key (those not given are absent)."""
+    return {name: getattr(args, name) for name in RUN_OPTIONS if hasattr(args, name)}
+
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The :class:`RunConfig` of a command line without a config file; at least one ``--bundle``."""
+    given = run_options(args)
+    if not given.get("bundles"):
+        raise UsageError(f"{flag_of('bundles')}: give at least one bundle folder")
+    return RunConfig(**given)

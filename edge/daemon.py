@@ -10,81 +10,66 @@ the backstop).
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import socket
-from pathlib import Path
+from typing import Any
 
-from edge.bundle import load_bundle
-from edge.config import Config, SourceConfig
-from edge.outputs import EventsSink, MqttSink, PreviewSink, VideoSink
-from edge.paths import make_out_dir
-from edge.pipeline import Pipeline, Sink, make_workers
+from edge.config import DaemonConfig
+from edge.pipeline import Sink
+from edge.pipeline.sinks import MqttSink, PreviewSink
+from edge.session import RunSession
 from edge.systemd import SystemdNotifier
 from edge.telemetry import health, metrics_route, registry_for, status
-from streams.board import DropPolicy
-from streams.cameras import CaptureSettings, default_name, is_live
-from streams.feed import Backoff, DecodeMode, SourceSpec
+from streams.feed import SourceSpec
+from streams.frame_queue import DropPolicy
+from streams.uris import is_live, stream_name
 
 log = logging.getLogger("edge.daemon")
+DEFAULT_OUT = "out/run"
 DEFAULT_STALL_S = 30.0
 
 
-def stream_name(source: SourceConfig) -> str:
-    if source.name:
-        return source.name
-    if is_live(source.url):
-        return default_name(source.url)
-    path = Path(source.url)
-    return path.name if path.is_dir() else path.stem
-
-
-def source_specs(config: Config) -> list[SourceSpec]:
+def source_specs(config: DaemonConfig) -> list[SourceSpec]:
     """One spec per source. Live sources and files played in real time keep the latest frame and drop the
     rest; a file read as fast as possible is lossless. Names are made unique, as events are keyed by them."""
     specs, seen = [], set()
     for index, source in enumerate(config.sources):
-        name = stream_name(source)
+        name = source.name or stream_name(source.url)
         if name in seen:
             name = f"{name}-{index}"
         seen.add(name)
         live = is_live(source.url)
-        settings = CaptureSettings(source.width, source.height, source.fps, source.fourcc, source.timeout_s)
         specs.append(SourceSpec(
-            source.url, index, name, settings, realtime=source.realtime and not live,
+            source.url, index, name, source.capture_settings(), realtime=source.realtime and not live,
             reconnect=live if source.reconnect is None else source.reconnect,
             policy=DropPolicy.LATEST if live or source.realtime else DropPolicy.LOSSLESS))
     return specs
 
 
-class Daemon:
-    """Owns the pipeline and its outputs for one ``edge run``."""
+class Daemon(RunSession):
+    """The run session of ``edge run``, with its HTTP server, MQTT, signals and systemd."""
 
-    def __init__(self, config: Config):
-        self.config = config
-        self.out = make_out_dir(config.out)
-        self.specs = source_specs(config)
+    config: DaemonConfig
+
+    def __init__(self, config: DaemonConfig):
         self.notifier = SystemdNotifier()
-        self.workers = make_workers([load_bundle(b) for b in config.bundles], config.backend, config.threads,
-                                    config.workers, batch=config.batch or len(self.specs))
         self.server = None
         self.signalled = False
+        super().__init__(config, source_specs(config), DEFAULT_OUT, backoff=config.reconnect)
         try:
-            self.pipeline = Pipeline(self.specs, self.workers, self._sinks(), decode=DecodeMode(config.decode),
-                                     track=config.tracking,
-                                     backoff=Backoff(config.reconnect.first_s, config.reconnect.cap_s))
             self._serve()
         except BaseException:
             self._close()
             raise
 
-    def _sinks(self) -> list[Sink]:
+    def events_rotation(self) -> tuple[int | None, int]:
+        events = self.config.events
+        return (int(events.max_mb * 2**20) if events.max_mb else None), events.backups
+
+    def more_sinks(self) -> list[Sink]:
         c = self.config
-        max_bytes = int(c.events.max_mb * 2**20) if c.events.max_mb else None
-        sinks: list[Sink] = [EventsSink(self.out / "events.jsonl", max_bytes, c.events.backups)]
-        if c.video:
-            sinks.append(VideoSink(self.out, several_streams=len(self.specs) > 1))
+        sinks: list[Sink] = []
         if c.http.port is not None:
             from streams.http import FrameHub
 
@@ -125,7 +110,7 @@ class Daemon:
         try:
             log.info("running", extra={"streams": [s.name for s in self.specs], "out": str(self.out),
                                        "workers": len(self.workers), "batch": self.pipeline.batch,
-                                       "decode": self.config.decode})
+                                       "decode": self.config.decode.value})
             self.notifier.notify("READY=1", "STATUS=running")
             self.pipeline.run(on_tick=lambda: self.notifier.ping(self.pipeline.stalled_s() < stall_limit))
         finally:
@@ -138,18 +123,15 @@ class Daemon:
             raise failures[0]
         return 0
 
-    def _close(self) -> None:
-        """Closes every output even if one fails; writes the summary last."""
+    def _close(self) -> dict[str, Any]:
+        """Closes the server and every output even if one fails; writes the summary last."""
         try:
             if self.server is not None:
                 self.server.close()
-            if hasattr(self, "pipeline"):
-                self.pipeline.close_sinks()
         finally:
-            for model_set in self.workers:
-                model_set.close()
-            if hasattr(self, "pipeline"):
-                summary = self.pipeline.summary()
-                (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            try:
+                summary = self.close()
                 log.info("stopped", extra={k: summary[k] for k in ("frames", "dropped", "fps", "streams")})
-            self.notifier.close()
+            finally:
+                self.notifier.close()
+        return summary

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edge.bundle import Bundle, Thresholds, load_bundle
 from edge.bundle.create import create_bundle
+from edge.config import RunConfig
 from edge.errors import BadInputError
 from edge.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from edge.replay import replay
@@ -87,7 +88,7 @@ def run_demo(out: str | Path = "out/demo", assets: str | None = None) -> int:
     video = folder / DEMO_VIDEO
     print(f"edge demo: {', '.join(b.name for b in bundles)} on {video.name} "
           f"(footage: Intel IoT DevKit sample-videos, CC-BY-4.0)")
-    summary = replay(str(video), [b.root for b in bundles], out)
+    summary = replay(str(video), RunConfig(bundles=[str(b.root) for b in bundles], out=str(out)))
     print(f"  {summary['frames']} frames ({summary['decoded_frames']} decoded) in {summary['wall_s']:.1f} s: "
           f"{summary['fps']:.1f} fps ({summary['backend']}, {summary['precision']})")
     print("  per bundle, alone: " + ", ".join(f"{name} {stats['fps']:.1f} fps"

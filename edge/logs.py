@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -21,9 +22,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the stream it was made with: a
+    command run in-process (tests, embedding) may replace and close stderr after configuring the logs."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def configure(debug: bool = False) -> None:
     """Routes the ``edge`` and ``streams`` loggers to stderr as JSON lines (INFO, or DEBUG with ``--debug``)."""
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter())
     for name in ("edge", "streams"):
         logger = logging.getLogger(name)

@@ -7,6 +7,7 @@ counts, accurate to the bin width. The same bins can later be exposed as a Prome
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -27,6 +28,11 @@ class LatencyHistogram:
         self.counts[index] += 1
         self.total_s += seconds
 
+    def absorb(self, other: LatencyHistogram) -> None:
+        """Adds ``other``'s samples (same bins), so per-stream histograms sum to the run's."""
+        self.counts += other.counts
+        self.total_s += other.total_s
+
     @property
     def count(self) -> int:
         return int(self.counts.sum())
@@ -44,13 +50,13 @@ class LatencyHistogram:
     def summary(self) -> dict[str, float]:
         return {"p50": round(self.percentile_ms(50), 3), "p99": round(self.percentile_ms(99), 3)}
 
-
     def cumulative(self, bounds_s: list[float]) -> list[int]:
         """Samples at or below each bound (to the bin width): the buckets of a Prometheus histogram."""
         cumulative = np.cumsum(self.counts)
         # Bin i > 0 holds samples in [_MIN_S·g^(i-1), _MIN_S·g^i); bin 0 those up to _MIN_S.
         last_bins = [min(_BINS - 1, max(0, math.floor(math.log(b / _MIN_S) / math.log(_GROWTH)))) for b in bounds_s]
         return [int(cumulative[i]) for i in last_bins]
+
 
 class StageTimes:
     """One histogram per pipeline stage, in the order stages were first seen."""
@@ -59,11 +65,22 @@ class StageTimes:
         self.stages: dict[str, LatencyHistogram] = {}
 
     def add(self, stage: str, seconds: float) -> None:
+        self._histogram(stage).add(seconds)
+
+    def _histogram(self, stage: str) -> LatencyHistogram:
         histogram = self.stages.get(stage)
         if histogram is None:
             histogram = self.stages[stage] = LatencyHistogram()
-        histogram.add(seconds)
+        return histogram
+
+    @classmethod
+    def combined(cls, parts: Iterable[StageTimes]) -> StageTimes:
+        """The stages of all ``parts`` together, as if every sample had been added to one."""
+        total = cls()
+        for part in parts:
+            for stage, histogram in part.stages.items():
+                total._histogram(stage).absorb(histogram)
+        return total
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {stage: h.summary() for stage, h in self.stages.items()}
-

@@ -35,10 +35,10 @@ class PipelineCollector:
         up = GaugeMetricFamily("edge_stream_up", "1 while the stream delivers frames", labels=["stream"])
         latency = HistogramMetricFamily("edge_stage_latency_seconds", "Per-stage latency; end_to_end is capture "
                                         "to result", labels=["stream", "stage"])
-        for index, stats in enumerate(p.stats):
+        for index, stats in enumerate(p.stats.streams):
             name = stats.feed.name
             frames.add_metric([name], stats.frames)
-            dropped.add_metric([name], p.board.dropped[index])
+            dropped.add_metric([name], p.queue.dropped[index])
             reconnects.add_metric([name], stats.feed.reconnects)
             fps.add_metric([name], stats.fps)
             up.add_metric([name], float(stats.feed.state is StreamState.STREAMING))
@@ -47,7 +47,7 @@ class PipelineCollector:
                 buckets = [(f"{b:g}", c) for b, c in zip(BUCKETS, counts)] + [("+Inf", histogram.count)]
                 latency.add_metric([name, stage], buckets, histogram.total_s)
         sink_errors = CounterMetricFamily("edge_sink_errors", "Failed writes per sink", labels=["sink"])
-        for sink, count in p.sink_errors.items():
+        for sink, count in p.sinks.errors.items():
             sink_errors.add_metric([sink], count)
         calls = CounterMetricFamily("edge_inference_calls", "Inference calls by frames batched in the call",
                                     labels=["batch"])
@@ -73,8 +73,8 @@ def status(pipeline: Pipeline) -> dict[str, Any]:
     """Live numbers per stream, for the preview page and ``/status.json``."""
     return {"streams": {s.feed.name: {
         "state": s.feed.state.value, "frames": s.frames, "fps": round(s.fps, 2),
-        "latency_ms": round(s.last_latency_s * 1e3, 1), "dropped": pipeline.board.dropped[i],
-        "reconnects": s.feed.reconnects} for i, s in enumerate(pipeline.stats)}}
+        "latency_ms": round(s.last_latency_s * 1e3, 1), "dropped": pipeline.queue.dropped[i],
+        "reconnects": s.feed.reconnects} for i, s in enumerate(pipeline.stats.streams)}}
 
 
 def health(pipeline: Pipeline, stall_limit_s: float) -> tuple[int, dict[str, Any]]:

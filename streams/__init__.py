@@ -1,5 +1,7 @@
-"""Frame sources and sinks. Independent of ``edge``: streams know nothing about models."""
+"""Frame sources, their feeds and queues, and the writers and servers results go to. Independent of ``edge``:
+streams know nothing about models."""
 
-from streams.sources import Frame, Source, SourceError, open_source
+from streams.base import Frame, Source, SourceError
+from streams.sources import open_source
 
 __all__ = ["Frame", "Source", "SourceError", "open_source"]

@@ -15,37 +15,16 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import cv2
 
-from streams.sources import Frame, Source, SourceError
+from streams.base import CaptureSettings, Frame, Source, SourceError
+from streams.uris import CSI, DEVICE, stream_name
 
-_DEVICE = re.compile(r"^/dev/video(\d+)$")
-_CSI = re.compile(r"^csi://(\d+)$")
-NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
 # FFmpeg options for network streams: TCP (no smeared frames from lost UDP packets), no demuxer buffering.
 RTSP_OPTIONS = "rtsp_transport;tcp|fflags;nobuffer|flags;low_delay"
 HTTP_OPTIONS = "fflags;nobuffer|flags;low_delay"
-
-
-@dataclass(frozen=True)
-class CaptureSettings:
-    """What to ask a camera for; ``None`` keeps the device's default. ``fourcc`` is e.g. ``MJPG`` or ``YUYV``
-    (USB cameras often reach their full rate only in MJPG). ``timeout_s`` bounds opening and each read of a
-    network stream, so a dead camera is noticed instead of hanging the reader."""
-
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    fourcc: str | None = None
-    timeout_s: float = 5.0
-
-
-def is_live(uri: str) -> bool:
-    return (uri.isdigit() or bool(_DEVICE.match(uri)) or bool(_CSI.match(uri))
-            or urlparse(uri).scheme.lower() in NETWORK_SCHEMES)
 
 
 def has_gstreamer() -> bool:
@@ -64,21 +43,9 @@ def csi_pipeline(sensor: int, settings: CaptureSettings) -> str:
             f"appsink drop=true max-buffers=1 sync=false")
 
 
-def default_name(uri: str) -> str:
-    if uri.isdigit():
-        return f"camera{uri}"
-    for pattern, prefix in ((_DEVICE, "video"), (_CSI, "csi")):
-        match = pattern.match(uri)
-        if match:
-            return f"{prefix}{match.group(1)}"
-    parsed = urlparse(uri)
-    words = [parsed.hostname or parsed.scheme, *(w for w in parsed.path.split("/") if w)]
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(words[:1] + words[-1:]))
-
-
 def _open_capture(uri: str, settings: CaptureSettings) -> cv2.VideoCapture:
     timeout_ms = int(settings.timeout_s * 1000)
-    device, csi = _DEVICE.match(uri), _CSI.match(uri)
+    device, csi = DEVICE.match(uri), CSI.match(uri)
     if uri.isdigit() or device:
         capture = cv2.VideoCapture(int(uri) if uri.isdigit() else uri, cv2.CAP_V4L2)
         if capture.isOpened():
@@ -123,7 +90,7 @@ class CaptureSource(Source):
             raise SourceError(f"{uri}: cannot open the stream (device busy or absent, or the server is not "
                               f"answering)")
         fps = self.capture.get(cv2.CAP_PROP_FPS)
-        super().__init__(name or default_name(uri), fps if 0 < fps < 1000 else 30.0, source_id)
+        super().__init__(name or stream_name(uri), fps if 0 < fps < 1000 else 30.0, source_id)
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0

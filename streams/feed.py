@@ -1,4 +1,4 @@
-"""One feed per source: decode (in a thread or a process), reopen with backoff, hand frames to the board.
+"""One feed per source: decode (in a thread or a process), reopen with backoff, hand frames to the queue.
 
 A feed is a small state machine (``StreamState``): STARTING → STREAMING → (RECONNECTING → STREAMING)* →
 ENDED or FAILED. A recorded source ends when its file does; a source marked ``reconnect`` (every live one
@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
-from streams.board import DropPolicy, FrameBoard
-from streams.cameras import CaptureSettings
+from streams.base import CaptureSettings, Frame, SourceError
+from streams.frame_queue import DropPolicy, FrameQueue
 from streams.pacing import paced
-from streams.sources import Frame, SourceError, open_source
+from streams.sources import open_source
 
 log = logging.getLogger("streams.feed")
 
@@ -90,9 +90,9 @@ def open_reader(spec: SourceSpec, mode: DecodeMode, stop: threading.Event) -> Th
 class SourceFeed:
     """Runs one source in its own thread until it ends, fails for good, or ``stop`` is set."""
 
-    def __init__(self, spec: SourceSpec, board: FrameBoard, stop: threading.Event,
+    def __init__(self, spec: SourceSpec, queue: FrameQueue, stop: threading.Event,
                  mode: DecodeMode = DecodeMode.THREAD, backoff: Backoff = Backoff()):
-        self.spec, self.board, self.stop, self.mode, self.backoff = spec, board, stop, mode, backoff
+        self.spec, self.queue, self.stop, self.mode, self.backoff = spec, queue, stop, mode, backoff
         self.name = spec.name or spec.uri
         self.fps = 0.0
         self.state = StreamState.STARTING
@@ -139,10 +139,10 @@ class SourceFeed:
             if self.state not in (StreamState.ENDED, StreamState.FAILED):
                 self.state = StreamState.ENDED
             self.opened.set()
-            self.board.close(self.spec.source_id)
+            self.queue.close(self.spec.source_id)
 
     def _stream(self) -> None:
-        """One opening of the source: every frame to the board until it ends, fails or we stop."""
+        """One opening of the source: every frame to the queue until it ends, fails or we stop."""
         reader = open_reader(self.spec, self.mode, self.stop)
         try:
             self.name, self.fps = reader.name, reader.fps
@@ -153,10 +153,10 @@ class SourceFeed:
             for frame in reader:
                 if offset:
                     frame = dataclasses.replace(frame, index=frame.index + offset)
-                self.board.put(frame, self.stop)
+                self.queue.put(frame, self.stop)
                 self.frames += 1
                 if reader.dropped != reported:
-                    self.board.add_dropped(self.spec.source_id, reader.dropped - reported)
+                    self.queue.add_dropped(self.spec.source_id, reader.dropped - reported)
                     reported = reader.dropped
                 if self.stop.is_set():
                     return

@@ -19,10 +19,18 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 from urllib.parse import parse_qs, quote, urlsplit
 
 Route = Callable[[], tuple[int, str, bytes]]  # () → (status, content type, body)
 BOUNDARY = "edgeframe"
+
+
+class Preview(NamedTuple):
+    """A stream's latest JPEG and its number, so a client waits for a newer one than it sent."""
+
+    number: int
+    jpeg: bytes
 
 
 class FrameHub:
@@ -31,7 +39,7 @@ class FrameHub:
     def __init__(self, streams: list[str], max_fps: float = 15.0):
         self.streams = streams
         self.min_interval = 1.0 / max_fps
-        self._frames: dict[str, tuple[int, bytes]] = {}
+        self._frames: dict[str, Preview] = {}
         self._watchers = dict.fromkeys(streams, 0)
         self._last: dict[str, float] = {}
         self._condition = threading.Condition()
@@ -43,16 +51,18 @@ class FrameHub:
 
     def publish(self, stream: str, jpeg: bytes) -> None:
         with self._condition:
-            number = self._frames.get(stream, (0, b""))[0] + 1
-            self._frames[stream] = (number, jpeg)
+            number = self._frames[stream].number + 1 if stream in self._frames else 1
+            self._frames[stream] = Preview(number, jpeg)
             self._last[stream] = time.monotonic()
             self._condition.notify_all()
 
-    def next_frame(self, stream: str, after: int, timeout: float) -> tuple[int, bytes] | None:
+    def next_frame(self, stream: str, after: int, timeout: float) -> Preview | None:
+        """The stream's latest frame once it is newer than number ``after``; ``None`` after ``timeout`` s."""
+        def newer() -> bool:
+            return stream in self._frames and self._frames[stream].number > after
+
         with self._condition:
-            self._condition.wait_for(lambda: self._frames.get(stream, (0,))[0] > after, timeout)
-            current = self._frames.get(stream)
-            return current if current is not None and current[0] > after else None
+            return self._frames[stream] if self._condition.wait_for(newer, timeout) else None
 
     def watch(self, stream: str, delta: int) -> None:
         with self._condition:

@@ -8,15 +8,13 @@ bounds memory on a device that loses its network for days; QoS 0 messages are dr
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
 
 log = logging.getLogger("edge.mqtt")
 
 
 class MqttPublisher:
-    """Publishes JSON documents; ``dropped`` counts those the client refused (queue full)."""
+    """Publishes JSON documents, given encoded; ``dropped`` counts those the client refused (queue full)."""
 
     def __init__(self, host: str, port: int = 1883, *, client_id: str = "", username: str | None = None,
                  password: str | None = None, qos: int = 0, keepalive: int = 30, max_queued: int = 1000):
@@ -35,8 +33,8 @@ class MqttPublisher:
         # Without a connection paho queues QoS 1/2 messages for later and refuses QoS 0 ones.
         self._kept = {mqtt.MQTT_ERR_SUCCESS} | ({mqtt.MQTT_ERR_NO_CONN} if qos > 0 else set())
 
-    def publish(self, topic: str, document: dict[str, Any]) -> None:
-        info = self.client.publish(topic, json.dumps(document, separators=(",", ":")), qos=self.qos)
+    def publish(self, topic: str, payload: str) -> None:
+        info = self.client.publish(topic, payload, qos=self.qos)
         if info.rc not in self._kept:
             self.dropped += 1
 

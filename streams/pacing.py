@@ -7,7 +7,7 @@ import dataclasses
 import time
 from collections.abc import Iterable, Iterator
 
-from streams.sources import Frame
+from streams.base import Frame
 
 
 class RealtimePacer:

@@ -25,15 +25,64 @@ from collections.abc import Iterator
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
+from typing import NamedTuple
 
 import numpy as np
 
-from streams.board import DropPolicy
+from streams.base import Frame, SourceError
+from streams.frame_queue import DropPolicy
 from streams.pacing import paced
-from streams.sources import Frame, SourceError, open_source
+from streams.sources import open_source
 
 SLOTS = 4
 _POLL_S = 0.1
+
+
+# What the child sends the parent, one message per pipe send.
+class Opened(NamedTuple):
+    name: str
+    fps: float
+
+
+class NewRing(NamedTuple):
+    """Frames from now on go through this ring (the previous one is the parent's to unlink)."""
+
+    memory: str
+    generation: int
+    slot_bytes: int
+    slots: int
+
+
+class FrameReady(NamedTuple):
+    """A frame in ``slot`` of ring ``generation``; ``dropped`` counts the frames dropped so far for want of a
+    free slot."""
+
+    generation: int
+    slot: int
+    shape: tuple[int, ...]
+    index: int
+    pts: float
+    captured: float
+    decode_s: float
+    dropped: int
+
+
+class Ended(NamedTuple):
+    """The source ended."""
+
+
+class Failed(NamedTuple):
+    error: str
+
+
+ChildMessage = Opened | NewRing | FrameReady | Ended | Failed
+
+
+class SlotFree(NamedTuple):
+    """What the parent sends back: it copied the frame out of ``slot``."""
+
+    generation: int
+    slot: int
 
 
 class Ring:
@@ -60,10 +109,10 @@ def _decode_main(spec, frames_out: Connection, slots_back: Connection, slot_coun
         try:
             source = open_source(spec.uri, name=spec.name, source_id=spec.source_id, settings=spec.settings)
         except SourceError as e:
-            frames_out.send(("error", str(e)))
+            frames_out.send(Failed(str(e)))
             return
         with source:
-            frames_out.send(("opened", source.name, source.fps))
+            frames_out.send(Opened(source.name, source.fps))
             free: deque[int] = deque()
             dropped = 0
             for frame in paced(source) if spec.realtime else source:
@@ -73,21 +122,21 @@ def _decode_main(spec, frames_out: Connection, slots_back: Connection, slot_coun
                         ring.close()
                     ring = Ring(ring.generation + 1 if ring else 0, image.nbytes, slot_count)
                     free = deque(range(slot_count))
-                    frames_out.send(("ring", ring.memory.name, ring.generation, ring.slot_bytes, slot_count))
+                    frames_out.send(NewRing(ring.memory.name, ring.generation, ring.slot_bytes, slot_count))
                 while slots_back.poll() or (not free and spec.policy is DropPolicy.LOSSLESS):
-                    generation, slot = slots_back.recv()  # lossless with no slot free: wait (EOF ends us)
-                    if generation == ring.generation:
-                        free.append(slot)
+                    returned: SlotFree = slots_back.recv()  # lossless with no slot free: wait (EOF ends us)
+                    if returned.generation == ring.generation:
+                        free.append(returned.slot)
                 if not free:
                     dropped += 1
                     continue
                 slot = free.popleft()
                 np.copyto(ring.view(slot, image.shape), image)
-                frames_out.send(("frame", ring.generation, slot, image.shape, frame.index, frame.pts,
-                                 frame.captured, frame.decode_s, dropped))
-            frames_out.send(("end",))
+                frames_out.send(FrameReady(ring.generation, slot, image.shape, frame.index, frame.pts,
+                                           frame.captured, frame.decode_s, dropped))
+            frames_out.send(Ended())
     except SourceError as e:
-        frames_out.send(("error", str(e)))
+        frames_out.send(Failed(str(e)))
     except (EOFError, BrokenPipeError, OSError):
         pass  # the parent closed its ends: it is stopping
     finally:
@@ -114,14 +163,14 @@ class ProcessReader:
             message = self._receive()
             if message is None:
                 raise SourceError(f"{spec.uri}: stopped while opening")
-            if message[0] != "opened":
-                raise SourceError(str(message[1]) if message[0] == "error" else f"{spec.uri}: decoder failed")
+            if not isinstance(message, Opened):
+                raise SourceError(message.error if isinstance(message, Failed) else f"{spec.uri}: decoder failed")
         except BaseException:
             self.close()
             raise
-        self.name, self.fps = message[1], message[2]
+        self.name, self.fps = message.name, message.fps
 
-    def _receive(self) -> tuple | None:
+    def _receive(self) -> ChildMessage | None:
         """The child's next message; ``None`` once stopping; :class:`SourceError` if the child died."""
         while not self.stop.is_set():
             try:
@@ -138,23 +187,23 @@ class ProcessReader:
 
     def __iter__(self) -> Iterator[Frame]:
         while (message := self._receive()) is not None:
-            kind = message[0]
-            if kind == "frame":
-                _, generation, slot, shape, index, pts, captured, decode_s, self.dropped = message
-                image = self._ring.view(slot, shape).copy()
+            if isinstance(message, FrameReady):
+                self.dropped = message.dropped
+                image = self._ring.view(message.slot, message.shape).copy()
                 try:
-                    self._slots.send((generation, slot))
+                    self._slots.send(SlotFree(message.generation, message.slot))
                 except OSError:
                     pass  # the child already finished (its last frames are still in the pipe)
-                yield Frame(image, index, pts, self.name, captured, decode_s, self.spec.source_id)
-            elif kind == "ring":
+                yield Frame(image, message.index, message.pts, self.name, message.captured, message.decode_s,
+                            self.spec.source_id)
+            elif isinstance(message, NewRing):
                 if self._ring is not None:
                     self._ring.close(unlink=True)
-                self._ring = Ring(message[2], message[3], message[4], name=message[1])
-            elif kind == "end":
+                self._ring = Ring(message.generation, message.slot_bytes, message.slots, name=message.memory)
+            elif isinstance(message, Ended):
                 return
             else:
-                raise SourceError(message[1])
+                raise SourceError(message.error)
 
     def close(self) -> None:
         """Stops and reaps the child and unlinks the ring; safe to call more than once."""

@@ -2,7 +2,8 @@
 
 A source is chosen from its URI, as jetson-inference's ``videoSource`` does. Recorded sources are
 lossless: every frame is yielded once, in order, and a file that ends early is reported, not hidden.
-Live sources (cameras, CSI, RTSP/HTTP streams) are in :mod:`streams.cameras`.
+Live sources (cameras, CSI, RTSP/HTTP streams) are in :mod:`streams.cameras`; what every source shares
+(:class:`Frame`, :class:`Source`, :class:`SourceError`) in :mod:`streams.base`.
 """
 
 from __future__ import annotations
@@ -10,67 +11,16 @@ from __future__ import annotations
 import glob
 import os
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
-import numpy as np
+
+from streams.base import CaptureSettings, Frame, Source, SourceError
+from streams.cameras import CaptureSource
+from streams.uris import is_glob, is_live, stream_name
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
-_GLOB_CHARS = frozenset("*?[")
-
-if TYPE_CHECKING:
-    from streams.cameras import CaptureSettings
-
-
-class SourceError(Exception):
-    """A source that cannot be opened or read; the message names it."""
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One decoded BGR frame. ``index`` is 0-based in the source; ``pts`` its presentation time in seconds;
-    ``captured`` the ``time.monotonic()`` at which it was captured (live) or decoding started (recorded);
-    ``decode_s`` how long decoding took; ``source`` the index of its source in the daemon."""
-
-    image: np.ndarray
-    index: int
-    pts: float
-    stream: str
-    captured: float
-    decode_s: float
-    source: int = 0
-
-
-class Source(ABC):
-    """A stream of frames. ``fps`` is the nominal rate (used for pacing and output video). ``live`` sources
-    produce frames whether or not anyone reads them, so a reader that falls behind must drop, not queue.
-    ``decoded`` counts the frames decoded so far, so a pipeline can show it decodes each frame once however
-    many models run."""
-
-    live = False
-
-    def __init__(self, name: str, fps: float, source_id: int = 0):
-        self.name = name
-        self.fps = fps
-        self.source_id = source_id
-        self.decoded = 0
-
-    @abstractmethod
-    def __iter__(self) -> Iterator[Frame]:
-        """Yields frames in order; raises :class:`SourceError` if the source breaks."""
-
-    def close(self) -> None:
-        """Releases the device or file."""
-
-    def __enter__(self) -> Source:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class VideoFileSource(Source):
@@ -128,28 +78,26 @@ class ImageSequenceSource(Source):
 def open_source(uri: str, *, name: str | None = None, source_id: int = 0,
                 settings: CaptureSettings | None = None) -> Source:
     """Opens a source by URI: a camera index, ``/dev/videoN``, ``csi://N``, an ``rtsp://``/``http://`` URL,
-    a video file, an image file, a folder of images or a glob. ``name`` overrides the stream name;
-    ``settings`` (:class:`streams.cameras.CaptureSettings`) applies to live sources only."""
-    from streams.cameras import CaptureSource, is_live
-
+    a video file, an image file, a folder of images or a glob. ``name`` overrides the stream name
+    (:func:`streams.uris.stream_name`); ``settings`` applies to live sources only."""
+    name = name or stream_name(uri)
     if is_live(uri):
         return CaptureSource(uri, name, source_id, settings)
     path = Path(uri).expanduser()
-    if any(c in uri for c in _GLOB_CHARS) and not path.exists():
+    if is_glob(uri):
         paths = sorted(Path(p) for p in glob.glob(os.path.expanduser(uri)) if Path(p).is_file())
         if not paths:
             raise SourceError(f"{uri}: the pattern matches no file")
-        # named after the folder it searches
-        return ImageSequenceSource(name or path.parent.name or "glob", paths, source_id=source_id)
+        return ImageSequenceSource(name, paths, source_id=source_id)
     if path.is_dir():
         paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
             raise SourceError(f"{path}: the folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return ImageSequenceSource(name or path.name, paths, source_id=source_id)
+        return ImageSequenceSource(name, paths, source_id=source_id)
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
     if not os.access(path, os.R_OK):
         raise SourceError(f"{path}: not readable (permission denied)")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSequenceSource(name or path.stem, [path], source_id=source_id)
+        return ImageSequenceSource(name, [path], source_id=source_id)
     return VideoFileSource(path, name, source_id)

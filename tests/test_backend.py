@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -12,7 +11,6 @@ import pytest
 from edge.backends import open_backend
 from edge.backends.onnxruntime import OnnxRuntimeBackend
 from edge.errors import UsageError
-from edge.model import Model
 
 
 def test_outputs_are_written_into_the_same_buffers(yolox_bundle):
@@ -64,20 +62,3 @@ def test_unknown_or_unavailable_backend(yolox_bundle):
     if importlib.util.find_spec("tensorrt") is None:
         with pytest.raises(UsageError, match="--backend tensorrt: TensorRT is not installed"):
             open_backend(yolox_bundle, "tensorrt")
-
-
-def test_pipelined_frames_give_the_sequential_results(yolox_bundle, assets):
-    """Two slots, one frame in flight (frame n+1 preprocessed while frame n runs): same results, same order."""
-    capture = cv2.VideoCapture(str(assets / "videos/bgslibrary_highway_traffic_320x240.avi"))
-    frames = [capture.read()[1] for _ in range(5)]
-    model = Model(yolox_bundle, "onnxruntime", threads=1, slots=2)
-    sequential = [model.to_event(model(frame)) for frame in frames]
-    pipelined = list(model.pipelined(frames))
-    assert [image is frame for (image, _), frame in zip(pipelined, frames)] == [True] * 5
-    assert [model.to_event(result) for _, result in pipelined] == sequential
-    assert any(event["detections"] for event in sequential)
-    model.close()
-    single = Model(yolox_bundle, "onnxruntime", threads=1)
-    with pytest.raises(ValueError, match="slots=2"):
-        next(single.pipelined(frames))
-    single.close()

@@ -13,12 +13,12 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.cli import main
-from edge.config import Config, SourceConfig, load_config
+from edge.config import DaemonConfig, SourceConfig, load_config
 from edge.daemon import Daemon
 from edge.decoders import DECODERS
 from edge.decoders.classification import TopKDecoder
 from edge.errors import UsageError
-from edge.model import ModelSet
+from edge.graph import RunnerGraph
 from edge.pipeline import Pipeline
 from edge.telemetry import registry_for
 from streams.feed import SourceSpec
@@ -77,9 +77,9 @@ def assert_same_classes(batched, alone) -> None:
 
 
 def test_two_streams_in_one_call_give_the_per_frame_results(classifier, yolox_bundle, frames):
-    batched = ModelSet([classifier, yolox_bundle], "onnxruntime", threads=1, batch=2)
-    alone = ModelSet([classifier, yolox_bundle], "onnxruntime", threads=1)
-    by_name = {m.name: m for m in batched.models}
+    batched = RunnerGraph([classifier, yolox_bundle], "onnxruntime", threads=1, batch=2)
+    alone = RunnerGraph([classifier, yolox_bundle], "onnxruntime", threads=1)
+    by_name = {m.name: m for m in batched.runners}
     assert (by_name["mnv3"].batch, by_name["yolox_nano"].batch, batched.batch, alone.batch) == (2, 1, 2, 1)
     calls = {name: Calls(model.backend) for name, model in by_name.items()}
     for pair in zip(*frames):
@@ -100,8 +100,8 @@ def test_outputs_without_a_batch_axis_run_one_frame_a_call(classifier, monkeypat
     """A decoder whose outputs are one image's detections (R-CNN's [N, 4]) cannot be sliced per item: its
     model runs one frame a call even with a dynamic batch."""
     monkeypatch.setitem(DECODERS, "topk-one-image", type("OneImage", (TopKDecoder,), {"batched": False}))
-    models = ModelSet([replace(classifier, decoder="topk-one-image")], "onnxruntime", threads=1, batch=4)
-    assert models.batch == models.models[0].batch == 1
+    models = RunnerGraph([replace(classifier, decoder="topk-one-image")], "onnxruntime", threads=1, batch=4)
+    assert models.batch == models.runners[0].batch == 1
     models.close()
 
 
@@ -122,7 +122,7 @@ def run_two_streams(classifier, folders, batch: int) -> tuple[Events, dict]:
     """The streams through the pipeline, with a model slower than the decoders (the "slow" test backend:
     ONNX Runtime plus a sleep per call), so that both streams have a frame waiting at nearly every take."""
     sink = Events()
-    models = ModelSet([classifier], "slow", threads=1, batch=batch)
+    models = RunnerGraph([classifier], "slow", threads=1, batch=batch)
     specs = [SourceSpec(str(folder), source_id=i, name=folder.name) for i, folder in enumerate(folders)]
     pipeline = Pipeline(specs, [models], [sink])
     pipeline.run()
@@ -158,7 +158,7 @@ def test_pipeline_batches_the_streams_latest_frames(classifier, folders):
 
 def test_daemon_batches_its_sources_by_default(classifier, folders, tmp_path):
     sources = [SourceConfig(url=str(folder), realtime=False) for folder in folders]
-    daemon = Daemon(Config(sources=sources, bundles=[str(classifier.root)], out=str(tmp_path / "out"),
+    daemon = Daemon(DaemonConfig(sources=sources, bundles=[str(classifier.root)], out=str(tmp_path / "out"),
                            backend="slow", workers=1, video=False))  # slower than decoding: both wait
     assert daemon.pipeline.batch == 2  # no batch in the config: one frame per source
     assert daemon.run() == 0
@@ -182,4 +182,4 @@ def test_config_batch_is_checked(tmp_path):
 def test_run_batch_option_is_checked(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["run", "--source", "a.mp4", "--bundle", "b", "--batch", "0"])
-    assert exited.value.code == 2 and "--batch: expected a positive whole number, not '0'" in capsys.readouterr().err
+    assert exited.value.code == 2 and "--batch: must be at least 1, got 0" in capsys.readouterr().err

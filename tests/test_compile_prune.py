@@ -16,7 +16,7 @@ from compile.families import bundle_network, classifier_network, segmentation_ne
 from compile.onnx_to_torch import convert_onnx, max_abs_difference  # noqa: E402
 from compile.prune import PruneConfig, dependency_graph, output_layers, prune, replay  # noqa: E402
 from edge.backends.onnxruntime import open_session  # noqa: E402
-from edge.model import Model  # noqa: E402
+from edge.runner import Runner  # noqa: E402
 
 SSD = "ssdlite320_mobilenet_v3_large"
 
@@ -75,7 +75,7 @@ def test_pruned_ssdlite_exports_and_runs_in_the_runtime(tmp_path, frame):
     bundle = result.bundle
     assert bundle.decoder == "ssd" and bundle.extra["compile"]["pruning"]["ratio"] == 0.5
     assert bundle.extra["compile"]["report"]["rows"][1]["macs"] == pruned.macs
-    model = Model(bundle, "onnxruntime")
+    model = Runner(bundle, "onnxruntime")
     try:
         detections = model(frame)
     finally:
@@ -96,7 +96,7 @@ def test_pruned_segmentation_model_exports_with_its_output_shape(tmp_path):
     if result.bundle is None:  # the runtime's segmentation decoder comes with another change
         assert (tmp_path / "seg" / "report.json").is_file()
     else:
-        Model(result.bundle, "onnxruntime").close()
+        Runner(result.bundle, "onnxruntime").close()
 
 
 def test_pruning_history_replays_onto_a_fresh_model():
@@ -136,7 +136,7 @@ def test_pruned_yolox_keeps_its_output_and_runs_as_a_bundle(yolox_bundle, tmp_pa
     bundle = result.bundle
     assert bundle.input == yolox_bundle.input and bundle.decoder == "yolox"
     assert bundle.labels == yolox_bundle.labels
-    model = Model(bundle, "onnxruntime")
+    model = Runner(bundle, "onnxruntime")
     try:
         model(frame)
     finally:
@@ -179,7 +179,7 @@ def test_pruned_onet_runs_in_the_runtime_as_a_face_classifier(assets, tmp_path, 
     assert pruned.macs <= 0.4 * original.macs
     assert output_shapes(result.onnx) == [[1, 2], [1, 4], [1, 10]]
     assert result.bundle.decoder == "softmax-topk" and result.bundle.labels == ["not face", "face"]
-    model = Model(result.bundle, "onnxruntime")
+    model = Runner(result.bundle, "onnxruntime")
     try:
         top = model(frame)
     finally:

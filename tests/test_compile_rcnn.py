@@ -25,8 +25,8 @@ from edge.cli import main  # noqa: E402
 from edge.decoders import DECODERS  # noqa: E402
 from edge.decoders.nms import box_iou  # noqa: E402
 from edge.geometry import Transform  # noqa: E402
-from edge.model import Model  # noqa: E402
 from edge.preprocess import Preprocessor  # noqa: E402
+from edge.runner import Runner  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SIZE = (320, 320)
@@ -45,7 +45,7 @@ def model_input(bundle, frame) -> tuple[np.ndarray, Transform]:
     return tensor, Preprocessor(bundle.input)(frame, tensor)
 
 
-def onnx_outputs(model: Model, tensor: np.ndarray) -> dict[str, np.ndarray]:
+def onnx_outputs(model: Runner, tensor: np.ndarray) -> dict[str, np.ndarray]:
     model.input_buffer[...] = tensor
     return {name: array.copy() for name, array in model.backend.run(model.slot).items()}
 
@@ -66,7 +66,7 @@ def matched(ours_boxes: np.ndarray, theirs_boxes: np.ndarray) -> np.ndarray:
     return iou.argmax(axis=1)
 
 
-def matched_to_torchvision(model: Model, net, bundle, frame, spread: float):
+def matched_to_torchvision(model: Runner, net, bundle, frame, spread: float):
     """The ONNX graph's outputs and torchvision's on the same input, paired box by box: (ours, theirs in our
     order, transform). Asserts the same detections (count, boxes, scores) and a spread of scores, so that the
     comparison is not between ties."""
@@ -116,7 +116,7 @@ def maskrcnn(tmp_path_factory):
 def test_maskrcnn_masks_match_pytorch(maskrcnn, people):
     bundle, net = maskrcnn
     assert bundle.decoder == "maskrcnn" and len(bundle.labels) == 91 and bundle.input.resize == "letterbox"
-    model = Model(bundle)
+    model = Runner(bundle)
     everything = DECODERS["maskrcnn"](replace(bundle, thresholds=Thresholds(0.0, 0.5, 100)), model.backend.outputs)
     tensor, _ = model_input(bundle, people)
     ours = everything(onnx_outputs(model, tensor), IDENTITY)  # pasted by edge, into the model input's own frame
@@ -138,7 +138,7 @@ def test_maskrcnn_masks_land_in_the_frame_as_torchvision_pastes_them(maskrcnn, p
     """Boxes through the letterbox back to the 640 × 480 frame, masks pasted there: torchvision's own
     ``transform.postprocess`` on the same raw outputs gives the same instances."""
     bundle, net = maskrcnn
-    model = Model(bundle)
+    model = Runner(bundle)
     tensor, transform = model_input(bundle, people)
     outputs = onnx_outputs(model, tensor)
     decoder = DECODERS["maskrcnn"](replace(bundle, thresholds=Thresholds(0.0, 0.5, 100)), model.backend.outputs)
@@ -225,7 +225,7 @@ def keypointrcnn(tmp_path_factory):
 def test_keypointrcnn_matches_pytorch(keypointrcnn, people):
     bundle, net = keypointrcnn
     assert bundle.decoder == "keypointrcnn" and bundle.labels == ["no person", "person"]
-    model = Model(bundle)
+    model = Runner(bundle)
     decoder = DECODERS["keypointrcnn"](replace(bundle, thresholds=Thresholds(0.0, 0.5, 100)),
                                        model.backend.outputs)
     outputs, theirs, transform = matched_to_torchvision(model, net, bundle, people, spread=0.1)
@@ -254,7 +254,7 @@ def test_fasterrcnn_mobilenet_matches_pytorch(tmp_path, people, live_weights):
     bundle, net = load_bundle(out), rcnn.rcnn_model(name, checkpoint, (320, 320))
     assert bundle.decoder == "fasterrcnn" and bundle.input.shape == (1, 3, 320, 320)
     assert bundle.labels == ["class_0", "class_1"]
-    model = Model(bundle)
+    model = Runner(bundle)
     outputs, theirs, transform = matched_to_torchvision(model, net, bundle, people, spread=0.01)
     np.testing.assert_array_equal(outputs["labels"], theirs["labels"])
     decoder = DECODERS["fasterrcnn"](replace(bundle, thresholds=Thresholds(0.0, 0.5, 100)), model.backend.outputs)
@@ -278,7 +278,7 @@ def test_pruned_fasterrcnn_exports_and_runs_in_the_runtime(tmp_path, people):
     kept = set(result.compile_block["pruning"]["kept_layers"])
     assert {"model.rpn.head.cls_logits", "model.rpn.head.bbox_pred"} <= kept, kept
     assert any(layer.startswith("model.roi_heads.box_predictor") for layer in kept), kept
-    model = Model(result.bundle, "onnxruntime")
+    model = Runner(result.bundle, "onnxruntime")
     found = model(people)
     assert found.boxes.shape[1:] == (4,) and len(found.boxes) == len(found.scores)  # random weights: any count
     model.close()

@@ -26,8 +26,8 @@ from compile.checkpoint import read_state_dict  # noqa: E402
 from edge.bundle import Thresholds, load_bundle, sha256_file  # noqa: E402
 from edge.cli import main  # noqa: E402
 from edge.decoders import DECODERS  # noqa: E402
-from edge.model import Model  # noqa: E402
 from edge.preprocess import Preprocessor  # noqa: E402
+from edge.runner import Runner  # noqa: E402
 
 MODEL = "ssdlite320_mobilenet_v3_large"
 SOURCE_SIZE = (640, 480)  # width, height: not square, so boxes map back with different x and y scales
@@ -69,7 +69,7 @@ def live_torch(live_checkpoint):
 
 @pytest.fixture(scope="module")
 def live_edge(live_bundle):
-    model = Model(live_bundle, "onnxruntime")
+    model = Runner(live_bundle, "onnxruntime")
     yield model
     model.close()
 
@@ -79,7 +79,7 @@ def frame(assets):
     return cv2.resize(cv2.imread(str(assets / "images/fastestdet_people_indoor.jpg")), SOURCE_SIZE)
 
 
-def edge_heads(model: Model, images: np.ndarray) -> dict[str, np.ndarray]:
+def edge_heads(model: Runner, images: np.ndarray) -> dict[str, np.ndarray]:
     """The raw heads ONNX Runtime computes from a model-input tensor (copied: the backend reuses its buffers)."""
     model.input_buffer[...] = images
     return {name: array.copy() for name, array in model.backend.run(model.slot).items()}
@@ -225,7 +225,7 @@ def test_a_checkpoint_sets_the_classes_and_the_provenance(tmp_path, capsys):
     assert bundle.labels == ["class_0", "class_1", "class_2"]
     assert bundle.provenance["weights"] == "checkpoint"
     assert bundle.provenance["checkpoint_sha256"] == sha256_file(checkpoint)
-    model = Model(bundle, "onnxruntime")
+    model = Runner(bundle, "onnxruntime")
     assert {o.name: o.shape for o in model.backend.outputs}["cls_logits"] == (1, 3234, 3)
     model.close()
     assert "weights checkpoint" in capsys.readouterr().out
@@ -282,7 +282,7 @@ def test_a_task_the_model_does_not_do_is_a_usage_error(tmp_path, capsys):
 
 
 def test_the_random_bundle_runs_on_a_frame(random_bundle, frame):
-    model = Model(random_bundle, "onnxruntime")
+    model = Runner(random_bundle, "onnxruntime")
     detections = model(frame)
     model.close()
     assert detections.boxes.shape == (len(detections), 4)  # random weights: what it finds does not matter

@@ -19,8 +19,10 @@ from edge.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 from edge.bundle import Needs, load_bundle  # noqa: E402
 from edge.cli import main  # noqa: E402
 from edge.crops import crop_boxes  # noqa: E402
-from edge.model import Model, ModelSet  # noqa: E402
+from edge.graph import RunnerGraph  # noqa: E402
+from edge.pipeline.messages import to_events  # noqa: E402
 from edge.preprocess import Preprocessor  # noqa: E402
+from edge.runner import Runner  # noqa: E402
 
 CLASSIFIERS = ["resnet18", "resnet50", "googlenet", "densenet121", "mobilenet_v3_large"]
 
@@ -92,17 +94,17 @@ def test_classifier_onnx_top5_matches_pytorch(classifier, people):
 
 def test_classification_event_and_per_box_crops_in_one_batch(compiled, yolox_bundle, people):
     bundle, _ = compiled("resnet18")
-    top = Model(bundle)(people).to_event(bundle.label)["top"]
+    top = Runner(bundle)(people).to_event(bundle.label)["top"]
     assert len(top) == 5 and [t["score"] for t in top] == sorted((t["score"] for t in top), reverse=True)
     on_boxes = replace(load_bundle(bundle.root), name="boxes", needs=Needs(detector="yolox_nano", max_crops=8))
-    models = ModelSet([yolox_bundle, on_boxes])
+    models = RunnerGraph([yolox_bundle, on_boxes])
     results = models(people)
-    events = models.to_events(results)
+    events = to_events(results, models.labels)
     assert [d["box"] for d in events["boxes"]["detections"]] == [d["box"] for d in events["yolox_nano"]["detections"]]
     assert all(len(d["classes"]) == 5 and d["classes"][0]["label"] in bundle.labels
                for d in events["boxes"]["detections"])
-    assert models.models[1].input_buffer.shape[0] == 8  # dynamic batch: all of the frame's crops in one run
-    single = Model(bundle)  # each crop on its own gives the same classes
+    assert models.runners[1].input_buffer.shape[0] == 8  # dynamic batch: all of the frame's crops in one run
+    single = Runner(bundle)  # each crop on its own gives the same classes
     batched = results["boxes"]
     for box, ids in zip(crop_boxes(batched.detections.boxes, 1.0, 1.0), batched.class_ids):
         (alone,) = single.on_boxes(people, box[None])
@@ -126,7 +128,7 @@ def test_segmenter_onnx_matches_pytorch(model, live_weights, people, tmp_path):
         assert b.std() > 1e-3 and len(np.unique(b.argmax(0))) > 3, source
         assert (a.argmax(0) == b.argmax(0)).mean() > 0.999, source
         assert_close(a, b)
-    seg = Model(bundle)(people)  # and the runtime's class map is PyTorch's argmax at frame size
+    seg = Runner(bundle)(people)  # and the runtime's class map is PyTorch's argmax at frame size
     expected = theirs[0].argmax(0)
     expected = cv2.resize(expected.astype(np.uint8), (640, 480), interpolation=cv2.INTER_NEAREST)
     assert (seg.class_map == expected).mean() > 0.98

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 
 from edge.cli import main
 from edge.config import load_config
 from edge.daemon import source_specs
 from edge.errors import UsageError
-from streams.board import DropPolicy
+from streams.frame_queue import DropPolicy
+from streams.sources import open_source
 
 GOOD = """\
 sources:
@@ -67,3 +70,21 @@ def test_cli_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"edge: error: {path}:10: bundels: unknown key; did you mean 'bundles'?"]
     assert main(["run", "--source", "0"]) == 2
+
+
+def test_daemon_and_open_source_name_a_stream_alike(tmp_path):
+    """One naming function: a glob is named after the folder it searches, a folder after itself, a file after
+    its stem; the daemon's names (chosen before anything opens) are the names the sources give themselves."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i}.jpg"), np.zeros((8, 8, 3), np.uint8))
+    urls = [str(folder / "*.jpg"), str(folder), str(folder / "0.jpg")]
+    config = write(tmp_path, "sources:\n" + "".join(f"  - url: '{u}'\n" for u in urls) + "bundles: [b]\n")
+    specs = source_specs(load_config(config))
+    opened = []
+    for url in urls:
+        with open_source(url) as source:
+            opened.append(source.name)
+    assert [s.name for s in specs] == ["frames", "frames-1", "0"]  # made unique, as events are keyed by name
+    assert opened == ["frames", "frames", "0"]

@@ -12,7 +12,7 @@ from edge.bundle import Thresholds
 from edge.bundle.create import create_bundle
 from edge.cli import main
 from edge.decoders.nms import box_iou
-from edge.model import Model
+from edge.runner import Runner
 
 # MANIFEST.md, YOLOX-nano on images/fastestdet_people_indoor.jpg
 MANIFEST_PERSONS = np.array([[83, 81, 245, 474], [249, 69, 341, 368], [369, 65, 465, 413], [148, 82, 254, 292]],
@@ -55,6 +55,6 @@ def test_ultraface_through_the_boxes_decoder(assets, tmp_path):
                            task="detection", decoder="boxes", name="ultraface", resize="stretch", color="rgb",
                            mean=(127.0,), std=(128.0,), thresholds=Thresholds(score=0.7, iou=0.3),
                            labels=tmp_path / "labels.txt", decoder_args={"background_class": 0})
-    faces = Model(bundle)(cv2.imread(str(assets / "images/skimage_astronaut_eileen_collins.png")))
+    faces = Runner(bundle)(cv2.imread(str(assets / "images/skimage_astronaut_eileen_collins.png")))
     assert len(faces) == 1 and bundle.label(int(faces.class_ids[0])) == "face"
     assert box_iou(faces.boxes, np.array([[178, 62, 269, 173]], np.float32))[0, 0] >= 0.6

@@ -10,13 +10,12 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
-import types
 
 import numpy as np
 import pytest
 from fake_tensorrt import PLACEHOLDER_PLAN, Layer, Network, make_tensorrt
 
-from compile.engine import build_engine, profile_range
+from edge.backends.builder import build_engine, profile_range
 from edge.bundle import load_bundle, sha256_file
 from edge.cli import main
 from edge.engines import EngineOptions, ProfileShape, Target, read_tag
@@ -41,7 +40,7 @@ def stand_in(monkeypatch, tmp_path):
         network = Network(inputs, layers or [Layer("CONVOLUTION")])
         module = make_tensorrt(version, network, parse_errors)
         monkeypatch.setitem(sys.modules, "tensorrt", module)
-        monkeypatch.setattr("compile.engine.current_target",
+        monkeypatch.setattr("edge.backends.builder.current_target",
                             lambda: Target(version, "8.7", "Orin", "NVIDIA Jetson AGX Orin Developer Kit"))
         return module
     return install
@@ -135,38 +134,37 @@ def test_parser_errors_name_the_model(bundle, tmp_path, stand_in):
         build(bundle, tmp_path)
 
 
-def test_calibrated_int8_without_the_calibrator_module(bundle, tmp_path, stand_in, monkeypatch):
-    stand_in("8.6.2.3")
-    monkeypatch.setitem(sys.modules, "calibration.tensorrt_calibrator", None)  # as if not written yet
-    with pytest.raises(UsageError, match="calibration/tensorrt_calibrator.py"):
-        build(bundle, tmp_path, "int8")
-
-
-def test_calibrated_int8_feeds_preprocessed_frames(bundle, tmp_path, stand_in, monkeypatch, assets):
-    stand_in("8.6.2.3", inputs=DYNAMIC)
-    seen = {}
-
-    def make_entropy_calibrator(batches, cache_file):
-        seen["batches"], seen["cache"] = list(batches), cache_file
-        return "calibrator"
-
-    calibrator = types.ModuleType("calibration.tensorrt_calibrator")
-    calibrator.make_entropy_calibrator = make_entropy_calibrator
-    monkeypatch.setitem(sys.modules, "calibration", types.ModuleType("calibration"))
-    monkeypatch.setitem(sys.modules, "calibration.tensorrt_calibrator", calibrator)
+def test_calibrated_int8_needs_frames_or_a_cache(bundle, tmp_path, stand_in):
+    trt = stand_in("8.6.2.3")
     with pytest.raises(UsageError, match="--calib SOURCE"):
         build(bundle, tmp_path, "int8")
-    source = str(assets / "videos/bgslibrary_highway_traffic_320x240.avi")
+    assert not calls_named(trt, "build_serialized_network")
+
+
+def test_calibrated_int8_reads_the_given_batches(bundle, tmp_path, stand_in):
     trt = stand_in("8.6.2.3", inputs=DYNAMIC)
-    path = build_engine(bundle, EngineOptions("int8"), timing_cache=tmp_path / "t.cache", calibration=[source],
-                        calibration_frames=5)
-    assert len(seen["batches"]) == 5 and seen["cache"] == bundle.root / "engines/yolox_nano.calibration.cache"
-    assert all(b.shape == (1, 3, 416, 416) and b.dtype == np.float32 for b in seen["batches"])
-    assert not np.array_equal(seen["batches"][0], seen["batches"][4])
-    assert calls_named(trt, "config.int8_calibrator =") == [("calibrator",)]
+    batches = [np.full((1, 3, 416, 416), i, np.float32) for i in range(3)]
+    path = build_engine(bundle, EngineOptions("int8"), timing_cache=tmp_path / "t.cache", calibration=batches)
+    [(calibrator,)] = calls_named(trt, "config.int8_calibrator =")
+    assert isinstance(calibrator, trt.IInt8EntropyCalibrator2) and calibrator.reader is batches
+    assert calibrator.cache_path == bundle.root / "engines/yolox_nano.calibration.cache"
     assert len(calls_named(trt, "set_calibration_profile")) == 1
     assert calls_named(trt, "set_flag") == [("INT8",), ("FP16",)]
-    assert read_tag(path).calibration_sha256 is None  # the stand-in calibrator wrote no cache
+    assert read_tag(path).calibration_sha256 is None  # the stand-in's build asked for no batch, wrote no cache
+
+
+def test_build_engine_cli_calibrates_on_the_sampled_footage(bundle, tmp_path, stand_in, assets, capsys):
+    trt = stand_in("8.6.2.3", inputs=DYNAMIC)
+    source = str(assets / "videos/bgslibrary_highway_traffic_320x240.avi")
+    assert main(["build-engine", str(bundle.root), "--precision", "int8", "--calib", source, "--calib-frames", "5",
+                 "--timing-cache", str(tmp_path / "t.cache")]) == 0
+    [(calibrator,)] = calls_named(trt, "config.int8_calibrator =")
+    feed = calibrator.reader  # made by calibration/tensorrt_feed.py from the footage
+    rest = list(feed)  # the calibrator read the first batch ahead, to refuse footage without frames early
+    assert len(rest) == 4 and feed.frames == 5 and feed.shape == (1, 3, 416, 416)
+    assert all(b.shape == (1, 3, 416, 416) and b.dtype == np.float32 for b in rest)
+    assert not np.array_equal(rest[0], rest[3])
+    assert "yolox_nano.int8.trt8.6.2.3" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")

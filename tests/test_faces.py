@@ -12,7 +12,7 @@ import pytest
 from edge.bundle import load_bundle
 from edge.cli import main
 from edge.decoders.nms import box_iou
-from edge.model import Model
+from edge.runner import Runner
 
 ASTRONAUT_FACE = np.array([[178, 62, 269, 173]], np.float32)  # MANIFEST: the one face in the astronaut image
 MTCNN_POINTS = np.array([[205, 100], [245, 103], [224, 128], [202, 139], [244, 142]], np.float32)  # MANIFEST
@@ -31,7 +31,7 @@ def test_blazeface_finds_the_astronaut_with_six_landmarks(assets, astronaut, tmp
                  "--task", "detection", "--decoder", "blazeface", "--name", "blazeface", "--color", "rgb",
                  "--resize", "square-pad", "--pad-value", "0", "--std", "255", "--score", "0.75", "--iou", "0.3",
                  "--file", f"anchors={anchors}", "--out", str(tmp_path / "blazeface")]) == 0
-    faces = Model(load_bundle(tmp_path / "blazeface"))(astronaut)
+    faces = Runner(load_bundle(tmp_path / "blazeface"))(astronaut)
     assert len(faces) == 1 and faces.keypoints.shape == (1, 6, 3)
     assert box_iou(faces.boxes, ASTRONAUT_FACE)[0, 0] >= 0.6
     right_eye, left_eye, nose, mouth = faces.keypoints[0, :4, :2]  # MediaPipe's order, then the ears
@@ -58,7 +58,7 @@ def test_mtcnn_networks_load_strictly_and_export_like_the_reference(assets, mtcn
 
 
 def test_mtcnn_cascade_finds_the_astronaut_and_her_landmarks(mtcnn_bundle, astronaut):
-    model = Model(mtcnn_bundle)
+    model = Runner(mtcnn_bundle)
     faces = model(astronaut)
     assert len(faces) == 1 and faces.scores[0] > 0.99
     assert box_iou(faces.boxes, ASTRONAUT_FACE)[0, 0] >= 0.6

@@ -11,13 +11,13 @@ import pytest
 
 from edge.metrics import LatencyHistogram
 from streams.http import FrameHub, PreviewServer, json_route
-from streams.sinks import EventLog
+from streams.writers import EventLog
 
 
 def test_events_rotate_by_size_between_whole_lines(tmp_path):
     log = EventLog(tmp_path / "events.jsonl", max_bytes=1000, backups=2)
     for i in range(100):
-        log.write({"frame": i, "pad": "x" * 40})
+        log.write(json.dumps({"frame": i, "pad": "x" * 40}))
     log.close()
     files = sorted(tmp_path.iterdir())
     assert [f.name for f in files] == ["events.jsonl", "events.jsonl.1", "events.jsonl.2"]

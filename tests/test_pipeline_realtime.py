@@ -8,10 +8,10 @@ import threading
 import numpy as np
 
 import tests.helpers.slow_backend  # noqa: F401 (registers the "slow" test backend)
-from edge.model import ModelSet
+from edge.graph import RunnerGraph
 from edge.pipeline import Pipeline
-from streams.board import DropPolicy
 from streams.feed import SourceSpec
+from streams.frame_queue import DropPolicy
 
 
 class Latencies:
@@ -48,7 +48,7 @@ def test_live_latency_stays_bounded_and_drops_are_counted(yolox_bundle, assets):
     sink = Latencies()
     video = str(assets / "videos/bgslibrary_highway_traffic_320x240.avi")
     spec = SourceSpec(video, realtime=True, policy=DropPolicy.LATEST)
-    models = ModelSet([yolox_bundle], "slow", threads=1)
+    models = RunnerGraph([yolox_bundle], "slow", threads=1)
     pipeline = Pipeline([spec], [models], [sink])
     run_for(pipeline, 10.0)
     models.close()
@@ -73,7 +73,7 @@ def test_replay_with_a_slow_model_drops_nothing(yolox_bundle, tmp_path, assets):
     for i in range(12):
         cv2.imwrite(str(tmp_path / f"{i:03d}.png"), capture.read()[1])
     sink = Latencies()
-    workers = [ModelSet([yolox_bundle], "slow", threads=1) for _ in range(2)]
+    workers = [RunnerGraph([yolox_bundle], "slow", threads=1) for _ in range(2)]
     pipeline = Pipeline([SourceSpec(str(tmp_path))], workers, [sink])
     pipeline.run()
     for models in workers:

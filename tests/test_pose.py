@@ -10,7 +10,8 @@ import pytest
 
 from edge.bundle import InputSpec
 from edge.cli import main
-from edge.model import ModelSet
+from edge.graph import RunnerGraph
+from edge.pipeline.messages import to_events
 from edge.preprocess import Preprocessor
 
 NOSE, LEFT_SHOULDER, RIGHT_SHOULDER = 0, 5, 6
@@ -40,9 +41,9 @@ def test_movenet_on_the_signing_person(movenet_bundle, assets, tmp_path):
 
 def test_top_down_gives_one_pose_per_person(yolox_bundle, movenet_topdown_bundle, assets):
     image = cv2.imread(str(assets / "images/intel_frame_classroom_people.png"))
-    models = ModelSet([yolox_bundle, movenet_topdown_bundle])
+    models = RunnerGraph([yolox_bundle, movenet_topdown_bundle])
     results = models(image)
-    events = models.to_events(results)
+    events = to_events(results, models.labels)
     persons = [d for d in events["yolox_nano"]["detections"] if d["label"] == "person"]
     poses = events["movenet_topdown"]["poses"]
     assert len(persons) == 4 == len(poses)  # MANIFEST: 4 persons
@@ -59,9 +60,9 @@ def test_top_down_gives_one_pose_per_person(yolox_bundle, movenet_topdown_bundle
 
 
 def test_top_down_without_people_gives_no_pose(yolox_bundle, movenet_topdown_bundle):
-    models = ModelSet([yolox_bundle, movenet_topdown_bundle])
+    models = RunnerGraph([yolox_bundle, movenet_topdown_bundle])
     results = models(np.full((240, 320, 3), 90, np.uint8))
-    assert models.to_events(results)["movenet_topdown"] == {"poses": []}
+    assert to_events(results, models.labels)["movenet_topdown"] == {"poses": []}
 
 
 @pytest.mark.parametrize("box", [(100.0, 50.0, 164.0, 114.0), (20.5, 30.25, 420.5, 430.25),

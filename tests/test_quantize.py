@@ -18,7 +18,7 @@ from calibration.lint import QdqLintError, lint_qdq  # noqa: E402
 from calibration.quantize import TENSORRT, TensorReader, prepare, quantize  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.cli import main  # noqa: E402
-from edge.model import Model  # noqa: E402
+from edge.runner import Runner  # noqa: E402
 
 HIGHWAY = "videos/bgslibrary_highway_traffic_320x240.avi"
 PERSON = "videos/one-by-one-person-detection.mp4"
@@ -163,7 +163,7 @@ def test_edge_quantize_yolox_on_the_highway_passes_or_says_why(yolox_bundle, ass
         {tuple(f) for f in report["calibration"]["holdout_frame_ids"]}
     lint_qdq(onnx.load(str(bundle.file("model"))))
     assert set(report["latency_ms"]) == {"fp32", "s8s8", "u8s8"} and "mAP@0.5" in captured.out
-    model = Model(bundle, "onnxruntime")
+    model = Runner(bundle, "onnxruntime")
     try:
         assert model.backend.model_path == bundle.file("model_cpu") and model.precision == bundle.cpu_precision
     finally:

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from streams.board import DropPolicy
 from streams.feed import SourceSpec, ThreadReader
+from streams.frame_queue import DropPolicy
 from streams.ring import ProcessReader
 from streams.sources import SourceError
 

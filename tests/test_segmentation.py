@@ -15,8 +15,10 @@ from edge.bundle import Bundle, InputSpec, Thresholds
 from edge.bundle.create import create_bundle
 from edge.cli import main
 from edge.decoders import DECODERS
-from edge.model import Model, ModelSet
+from edge.graph import RunnerGraph
+from edge.pipeline.messages import to_events
 from edge.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessor
+from edge.runner import Runner
 
 PERSON = 15  # VOC
 
@@ -27,9 +29,9 @@ def people(assets):
 
 
 def test_espnet_person_mask_on_people_indoor(yolox_bundle, espnet_bundle, people):
-    models = ModelSet([yolox_bundle, espnet_bundle])
+    models = RunnerGraph([yolox_bundle, espnet_bundle])
     results = models(people)
-    events = models.to_events(results)
+    events = to_events(results, models.labels)
     fractions = events["espnetv2_voc"]["class_fractions"]
     assert 0.2 <= fractions["person"] <= 0.4, fractions  # MANIFEST: person ≈ 30 % of the pixels
     assert all(value > 0 for value in fractions.values())
@@ -48,8 +50,8 @@ def test_espnet_person_mask_on_people_indoor(yolox_bundle, espnet_bundle, people
 
 
 def test_nearest_and_bilinear_upsampling_agree(espnet_bundle, people):
-    nearest = Model(replace(espnet_bundle, decoder_args={"upsample": "nearest"}))(people)
-    bilinear = Model(replace(espnet_bundle, decoder_args={"upsample": "bilinear"}))(people)
+    nearest = Runner(replace(espnet_bundle, decoder_args={"upsample": "nearest"}))(people)
+    bilinear = Runner(replace(espnet_bundle, decoder_args={"upsample": "bilinear"}))(people)
     assert (nearest.class_map == bilinear.class_map).mean() > 0.97  # they differ along class edges only
     np.testing.assert_allclose(nearest.fractions(), bilinear.fractions(), atol=0.01)
 
@@ -59,10 +61,10 @@ def test_skin_clothes_hair_are_independent_masks(assets, yolox_bundle, tmp_path)
                            tmp_path / "parts", task="segmentation", decoder="sigmoid", name="parts",
                            labels=["skin", "clothes", "hair"], color="rgb", resize="stretch", mean=IMAGENET_MEAN,
                            std=IMAGENET_STD, thresholds=Thresholds(score=0.5, iou=0.45))
-    models = ModelSet([yolox_bundle, bundle])
+    models = RunnerGraph([yolox_bundle, bundle])
     image = cv2.imread(str(assets / "images/intel_frame_asl_person_upper_body.jpg"))
     results = models(image)
-    fractions = models.to_events(results)["parts"]["class_fractions"]
+    fractions = to_events(results, models.labels)["parts"]["class_fractions"]
     assert set(fractions) == {"skin", "clothes", "hair"}
     assert fractions["clothes"] > fractions["skin"] > 0.02  # a hoodie, a face and two hands
     seg = results["parts"]

@@ -14,8 +14,8 @@ from edge.bundle import InputSpec
 from edge.decoders.segmentation import Window, nearest_tables
 from edge.geometry import Transform
 from edge.gpu.preprocess import linear_taps
-from edge.model import Model
 from edge.preprocess import Preprocessor
+from edge.runner import Runner
 
 ESPNET = InputSpec("image", (1, 3, 384, 384), "nchw", "rgb", "float32", "stretch", 0.0,
                    (123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
@@ -48,7 +48,7 @@ def test_the_decoder_gives_the_pixels_the_gpu_tables_give(espnet_bundle, frames,
     and gathers with full-output tables. Both must give the same class for every frame pixel."""
     bundle = replace(espnet_bundle, decoder_args={"upsample": "nearest"},
                      input=replace(espnet_bundle.input, resize=resize))
-    model = Model(bundle)
+    model = Runner(bundle)
     for frame in frames:
         (transform,) = model.prepare([frame])
         logits = model.backend.run(model.slot)[model.decoder.output]

@@ -1,11 +1,12 @@
-"""TensorRT's INT8 calibrator (calibration/tensorrt_calibrator.py).
+"""TensorRT's INT8 calibrator (edge/backends/trt_calibrator.py).
 
-The feed and the cache helpers are tested for real, on frames of the sample video preprocessed by the
-YOLOX-nano bundle's own spec. TensorRT is not installed here: the ``IInt8EntropyCalibrator2`` subclass is
-driven as TensorRT would drive it, against the stand-in of tests/fake_tensorrt.py and a host-memory stand-in
-for pycuda's device allocation, which checks this module's calls (one allocation, one pointer per batch,
-``None`` at the end, the cache callbacks) and nothing of TensorRT's calibration itself. The test marked
-``gpu`` copies the batches to a real CUDA device with pycuda; no test here claims that TensorRT calibrated.
+The cache helpers are tested for real, and the calibrator reads frames of the sample video preprocessed by
+the YOLOX-nano bundle's own spec (the feed is tests/test_tensorrt_feed.py's). TensorRT is not installed here:
+the ``IInt8EntropyCalibrator2`` subclass is driven as TensorRT would drive it, against the stand-in of
+tests/fake_tensorrt.py and a host-memory stand-in for pycuda's device allocation, which checks this module's
+calls (one allocation, one pointer per batch, ``None`` at the end, the cache callbacks) and nothing of
+TensorRT's calibration itself. The test marked ``gpu`` copies the batches to a real CUDA device with pycuda;
+no test here claims that TensorRT calibrated.
 """
 
 from __future__ import annotations
@@ -17,14 +18,10 @@ import numpy as np
 import pytest
 from fake_tensorrt import Network, make_tensorrt
 
-from calibration import tensorrt_calibrator
-from calibration.tensorrt_calibrator import (
-    CalibrationFeed,
-    make_entropy_calibrator,
-    read_calibration_cache,
-    write_calibration_cache,
-)
-from compile.engine import build_engine, calibration_batches
+from calibration.tensorrt_feed import calibration_batches, calibration_feed
+from edge.backends import trt_calibrator
+from edge.backends.builder import build_engine
+from edge.backends.trt_calibrator import make_entropy_calibrator, read_calibration_cache, write_calibration_cache
 from edge.bundle import load_bundle
 from edge.engines import EngineOptions, Target
 from edge.errors import BadInputError, UsageError
@@ -88,36 +85,8 @@ class HostCuda:
 @pytest.fixture
 def host_cuda(monkeypatch):
     HostCuda.opened = []
-    monkeypatch.setattr(tensorrt_calibrator, "CudaContext", HostCuda)
+    monkeypatch.setattr(trt_calibrator, "CudaContext", HostCuda)
     return HostCuda.opened
-
-
-def test_feed_hands_out_the_preprocessed_frames_as_batches(tensors):
-    feed = CalibrationFeed(iter(tensors))
-    batches = list(feed)
-    assert len(batches) == FRAMES and feed.batches == FRAMES and feed.frames == FRAMES and feed.dropped == 0
-    for batch, tensor in zip(batches, tensors):
-        assert batch.shape == (1, 3, 416, 416) and batch.dtype == np.float32 and batch.flags.c_contiguous
-        np.testing.assert_array_equal(batch, tensor)
-    assert not np.array_equal(batches[0], batches[-1])  # real, moving footage
-    assert feed.next_batch() is None and feed.next_batch() is None and feed.batches == FRAMES
-
-
-def test_feed_regroups_frames_and_drops_the_last_partial_batch(tensors):
-    feed = CalibrationFeed(tensors, shape=(4, 3, 416, 416))
-    batches = list(feed)
-    assert [b.shape for b in batches] == [(4, 3, 416, 416)] * 2
-    assert feed.frames == 8 and feed.dropped == 2 and all(b.flags.c_contiguous for b in batches)
-    np.testing.assert_array_equal(batches[1], np.concatenate(tensors[4:8]))
-    two_at_a_time = [np.concatenate(tensors[i:i + 2]) for i in range(0, FRAMES, 2)]  # tensors of N = 2
-    assert len(list(CalibrationFeed(two_at_a_time, shape=(3, 3, 416, 416)))) == 3
-
-
-def test_feed_refuses_a_tensor_of_another_shape(tensors):
-    feed = CalibrationFeed([tensors[0], tensors[1][:, :, :320]])
-    assert feed.next_batch() is not None
-    with pytest.raises(BadInputError, match=r"\[1, 3, 320, 416\] does not fit the engine input's \[1, 3, 416, 416\]"):
-        feed.next_batch()
 
 
 def test_cache_round_trip_is_atomic(tmp_path):
@@ -175,14 +144,14 @@ def test_build_engine_attaches_the_calibrator_to_the_bundle_cache(yolox_bundle, 
                                                                    host_cuda, monkeypatch):
     bundle = load_bundle(shutil.copytree(yolox_bundle.root, tmp_path / "bundle"))
     module = trt()
-    monkeypatch.setattr("compile.engine.current_target", lambda: Target("8.6.1.6", "8.7", "Orin", "Orin"))
+    monkeypatch.setattr("edge.backends.builder.current_target", lambda: Target("8.6.1.6", "8.7", "Orin", "Orin"))
     build_engine(bundle, EngineOptions("int8"), timing_cache=tmp_path / "timing.cache",
-                 calibration=[str(assets / VIDEO)], calibration_frames=3)
+                 calibration=calibration_feed(bundle, [str(assets / VIDEO)], 3))
     [(calibrator,)] = [call[1:] for call in module.calls if call[0] == "config.int8_calibrator ="]
     assert isinstance(calibrator, module.IInt8EntropyCalibrator2)
     assert calibrator.cache_path == bundle.root / "engines/yolox_nano.calibration.cache"
     assert [calibrator.get_batch(["images"]) is not None for _ in range(4)] == [True, True, True, False]
-    assert calibrator.feed.frames == 3
+    assert calibrator.batches == 3 and calibrator.reader.frames == 3
 
 
 @pytest.mark.gpu

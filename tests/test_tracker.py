@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.model import Model
 from edge.results import Detections
+from edge.runner import Runner
 from edge.tracker import ByteTracker
 
 
@@ -72,7 +72,7 @@ def test_a_new_object_gets_an_id_on_its_second_sighting_and_classes_never_mix():
 
 def test_highway_cars_keep_their_ids(yolox_bundle, assets):
     """On 90 frames of real traffic, a car seen in consecutive frames keeps its id almost always."""
-    model = Model(yolox_bundle, threads=2)
+    model = Runner(yolox_bundle, threads=2)
     tracker = ByteTracker()
     capture = cv2.VideoCapture(str(assets / "videos/bgslibrary_highway_traffic_320x240.avi"))
     previous, kept, compared = None, 0, 0

@@ -78,10 +78,8 @@ def _open_tensorrt(bundle: Bundle, name: str, slots: int, allow_build: bool) -> 
 
 
 def _build(bundle: Bundle, options: EngineOptions):
-    try:
-        from compile.engine import build_engine
-    except ImportError as e:
-        raise EdgeError(f"the engine builder (compile/engine.py) is not installed here: {e}") from None
+    from edge.backends.builder import build_engine  # imports TensorRT's pieces only once a build is due
+
     return build_engine(bundle, options)
 
 

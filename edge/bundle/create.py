@@ -17,8 +17,8 @@ from edge.bundle.io import provenance, sha256_file, write_bundle
 from edge.bundle.spec import BUNDLE_FILE, InputSpec, Needs, Thresholds
 from edge.decoders import DECODERS
 from edge.errors import BadInputError, UsageError
-from edge.model import Model
 from edge.paths import make_out_dir
+from edge.runner import Runner
 
 
 def read_labels(path: str | Path) -> list[str]:
@@ -100,7 +100,7 @@ def create_bundle(onnx: str | Path, out: str | Path, *, task: str, decoder: str,
         provenance=provenance(str(onnx.resolve()), "edge bundle create", source_sha256=sha256_file(onnx)),
     )
     try:  # a bundle that is written is a bundle that runs: open it as replay would
-        Model(bundle, "onnxruntime", threads=1).close()
+        Runner(bundle, "onnxruntime", threads=1).close()
     except BadInputError:
         (out / BUNDLE_FILE).unlink()
         raise

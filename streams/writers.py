@@ -1,23 +1,22 @@
-"""Where results go: an events file (JSON lines, flushed per frame), an annotated video file, and per-frame
-images (masks) in folders."""
+"""File writers for results: an events file (JSON lines, flushed per line), an annotated video file, and
+per-frame images (masks) in folders. They know files, not frames or models: the pipeline's sinks
+(:mod:`edge.pipeline.sinks`) decide what to write."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 
-class SinkError(Exception):
-    """A sink that cannot be opened or written; the message names it."""
+class WriterError(Exception):
+    """A file that cannot be opened or written; the message names it."""
 
 
 class EventLog:
-    """``events.jsonl``: one compact JSON object per line, flushed as written, so a crash loses at most
+    """``events.jsonl``: one JSON document per line, flushed as written, so a crash loses at most
     the line being written and every line on disk is complete JSON.
 
     With ``max_bytes``, a file that reaches that size is rotated as logging's ``RotatingFileHandler`` does
@@ -36,10 +35,11 @@ class EventLog:
         try:
             return open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
         except OSError as e:
-            raise SinkError(f"{self.path}: cannot write ({e.strerror})") from None
+            raise WriterError(f"{self.path}: cannot write ({e.strerror})") from None
 
-    def write(self, event: dict[str, Any]) -> None:
-        self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
+    def write(self, line: str) -> None:
+        """Appends ``line``, one JSON document already encoded (once for every output that sends it)."""
+        self._file.write(line + "\n")
         self._file.flush()
         self.lines += 1
         if self.max_bytes is not None and self._file.tell() >= self.max_bytes:
@@ -83,7 +83,7 @@ class VideoFileWriter:
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.FOURCC), self.fps,
                                            (width, height))
             if not self._writer.isOpened():
-                raise SinkError(f"{self.path}: cannot open a {self.FOURCC} video writer")
+                raise WriterError(f"{self.path}: cannot open a {self.FOURCC} video writer")
         self._writer.write(image)
         self.frames += 1
 
@@ -114,5 +114,5 @@ class ImageFolderWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._folders.add(path.parent)
         if not cv2.imwrite(str(path), image):
-            raise SinkError(f"{path}: cannot write the image")
+            raise WriterError(f"{path}: cannot write the image")
         self.images += 1

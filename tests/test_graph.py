@@ -13,7 +13,7 @@ import pytest
 from edge.bundle import Needs, load_bundle
 from edge.cli import main
 from edge.errors import BadInputError
-from edge.model import ModelSet
+from edge.graph import RunnerGraph
 from edge.preprocess import Preprocessor
 
 
@@ -69,7 +69,7 @@ def test_one_preprocessing_per_input_spec(yolox_bundle, espnet_bundle, assets, t
         return original(self, image, out)
 
     monkeypatch.setattr(Preprocessor, "__call__", counted)
-    models = ModelSet([yolox_bundle, espnet_bundle, twin])
+    models = RunnerGraph([yolox_bundle, espnet_bundle, twin])
     image = cv2.imread(str(assets / "images/fastestdet_people_indoor.jpg"))
     results = models(image)
     assert len(calls) == 2  # YOLOX's spec once for both YOLOX bundles, ESPNetv2's once

@@ -6,32 +6,36 @@ calls: parse with ``OnnxParser``, ``set_memory_pool_limit(WORKSPACE)`` (a small 
 memory), the precision flags, DLA with GPU fallback, an optimisation profile when an input is dynamic, an
 INT8 calibrator for un-quantized ONNX (TensorRT < 11), a timing cache shared by all builds on this machine,
 then ``build_serialized_network``.
+
+It needs no PyTorch and imports nothing of ``compile/`` or ``calibration/``: ``edge replay``/``run`` rebuild a
+stale engine with it, and the calibration frames of ``edge build-engine --calib`` arrive as a reader (see
+:mod:`edge.backends.trt_calibrator`) that the command's handler makes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from calibration.frames import sample_frames
 from edge.backends.tensorrt import current_target, import_tensorrt
 from edge.backends.trt_api import TrtApi, build_recipe
+from edge.backends.trt_calibrator import CalibrationReader, make_entropy_calibrator
 from edge.bundle import Bundle, sha256_file
 from edge.engines import EngineOptions, EngineTag, ProfileShape, Target, engine_folder, write_atomic, write_engine
 from edge.errors import BadInputError, EdgeError, UsageError
-from edge.preprocess import Preprocessor
 
 TIMING_CACHE_FOLDER = Path.home() / ".cache" / "edge" / "tensorrt"
 LOG = logging.getLogger(__name__)
 
 
 def build_engine(bundle: Bundle, options: EngineOptions, *, timing_cache: Path | None = None,
-                 calibration: Sequence[str] = (), calibration_frames: int = 256) -> Path:
-    """Builds, writes and returns the engine file (``<bundle>/engines/<name>.engine`` plus its tag)."""
+                 calibration: CalibrationReader | None = None) -> Path:
+    """Builds, writes and returns the engine file (``<bundle>/engines/<name>.engine`` plus its tag).
+
+    ``calibration`` is read only when TensorRT calibrates (int8 without Q/DQ, TensorRT < 11): new frames
+    replace the bundle's calibration cache; without them the cache from an earlier build is reused."""
     trt = import_tensorrt()
     api = TrtApi.parse(trt.__version__)
     target = current_target()
@@ -59,7 +63,7 @@ def build_engine(bundle: Bundle, options: EngineOptions, *, timing_cache: Path |
     calibration_cache = None
     if recipe.calibrate:
         calibration_cache = engine_folder(bundle) / f"{bundle.name}.calibration.cache"
-        config.int8_calibrator = _calibrator(bundle, calibration, calibration_frames, calibration_cache)
+        config.int8_calibrator = _calibrator(calibration, calibration_cache)
         if profile is not None:
             config.set_calibration_profile(profile)
     cache_file = timing_cache or TIMING_CACHE_FOLDER / _timing_cache_name(target)
@@ -121,33 +125,15 @@ def _network_types(network: Any, trt: Any) -> tuple[bool, bool]:
     return has_qdq, has_fp16
 
 
-def _calibrator(bundle: Bundle, sources: Sequence[str], frames: int, cache: Path) -> Any:
-    """An entropy calibrator (calibration/tensorrt_calibrator.py) fed with the bundle's own preprocessing."""
-    try:
-        from calibration.tensorrt_calibrator import make_entropy_calibrator
-    except ImportError as e:
-        raise UsageError(f"--precision int8: this ONNX has no Q/DQ nodes, so TensorRT must calibrate it, and the "
-                         f"TensorRT calibrator (calibration/tensorrt_calibrator.py) is not available ({e}); "
-                         f"quantize the bundle with 'edge quantize' instead") from None
-    if sources:
+def _calibrator(reader: CalibrationReader | None, cache: Path) -> Any:
+    """TensorRT's entropy calibrator over the reader's batches, or over the cache of an earlier build."""
+    if reader is not None:
         cache.unlink(missing_ok=True)  # new calibration data: do not let an old cache stand in for it
     elif not cache.is_file():
         raise UsageError("--precision int8: this ONNX has no Q/DQ nodes, so TensorRT calibrates it: give "
                          "calibration frames with --calib SOURCE")
     cache.parent.mkdir(parents=True, exist_ok=True)
-    return make_entropy_calibrator(calibration_batches(bundle, sources, frames), cache)
-
-
-def calibration_batches(bundle: Bundle, sources: Sequence[str], limit: int) -> Iterator[np.ndarray]:
-    """Up to ``limit`` input tensors from the sources, preprocessed exactly as at run time. The frames are
-    spread over the footage with near-duplicates dropped (:func:`calibration.frames.sample_frames`, the
-    sampler ``edge quantize`` uses): a static camera's thousand identical frames would otherwise be the
-    whole calibration."""
-    preprocess = Preprocessor(bundle.input)
-    for frame in sample_frames(list(sources), limit):
-        batch = np.empty(bundle.input.shape, bundle.input.dtype)
-        preprocess(frame.image, batch)
-        yield batch
+    return make_entropy_calibrator(reader if reader is not None else (), cache)
 
 
 def _save_timing_cache(path: Path, data: bytes) -> None:

@@ -1,4 +1,4 @@
-"""The handover between decoders and inference: frames waiting per source, under one lock.
+"""The handover between decoders and inference: a queue of frames per source with a drop policy, under one lock.
 
 Two drop policies, named as roboflow's ``BufferFillingStrategy`` names them:
 
@@ -19,8 +19,9 @@ from __future__ import annotations
 import threading
 from collections import deque
 from enum import Enum
+from typing import NamedTuple
 
-from streams.sources import Frame
+from streams.base import Frame
 
 
 class DropPolicy(str, Enum):
@@ -32,8 +33,16 @@ class DropPolicy(str, Enum):
 CAPACITY = {DropPolicy.LOSSLESS: 4, DropPolicy.LATEST: 1}
 
 
-class FrameBoard:
-    """Bounded per-source queues with one condition variable."""
+class Taken(NamedTuple):
+    """A frame handed to inference, numbered in take order so results can be put back in that order."""
+
+    order: int
+    frame: Frame
+
+
+class FrameQueue:
+    """Bounded per-source queues with one condition variable; each source's :class:`DropPolicy` says what a
+    full queue does."""
 
     def __init__(self, policies: list[DropPolicy]):
         self.policies = policies
@@ -61,7 +70,7 @@ class FrameBoard:
             self._condition.notify_all()
 
     def add_dropped(self, source: int, count: int) -> None:
-        """Counts frames a decoder dropped before they reached the board."""
+        """Counts frames a decoder dropped before they reached the queue."""
         with self._condition:
             self.dropped[source] += count
 
@@ -77,18 +86,18 @@ class FrameBoard:
         with self._condition:
             return not any(self._open) and not any(self._queues)
 
-    def take(self, timeout: float, most: int = 1) -> list[tuple[int, Frame]]:
+    def take(self, timeout: float, most: int = 1) -> list[Taken]:
         """Up to ``most`` frames, from as many sources, with their take-order numbers; waits up to ``timeout`` s
         for the first. Empty after the timeout or once exhausted."""
         with self._condition:
             if not self._condition.wait_for(lambda: any(self._queues) or not any(self._open), timeout):
                 return []
-            taken: list[tuple[int, Frame]] = []
+            taken: list[Taken] = []
             count = len(self._queues)
             for step in range(count):
                 source = (self._next_source + step) % count
                 if self._queues[source] and len(taken) < most:
-                    taken.append((self._taken, self._queues[source].popleft()))
+                    taken.append(Taken(self._taken, self._queues[source].popleft()))
                     self._taken += 1
                     self._next_source = source + 1
             if taken:

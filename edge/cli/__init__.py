@@ -1,0 +1,77 @@
+"""The ``edge`` command: one console script, one subcommand per mode (see CONTRACT.md).
+
+Each command group has its module here, with the function that declares its options (``add_*``) apart from
+its handlers (``cmd_*``); handlers import what they drive when they run, so ``compile/`` and
+``calibration/`` load only for the commands that need them. This module builds the parser and maps
+failures to the contract's exit codes with one line on stderr (the traceback only with ``--debug``).
+
+=====================  ==================================================
+module                 commands
+=====================  ==================================================
+``run``                ``replay``, ``run`` (the run options: :mod:`edge.config`)
+``bundle``             ``bundle create``
+``compile_quantize``   ``compile``, ``quantize``
+``engine``             ``build-engine``
+``demo_doctor``        ``demo``, ``doctor``
+=====================  ==================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from edge import __version__
+from edge.cli.bundle import add_bundle_parser
+from edge.cli.compile_quantize import add_compile_parsers
+from edge.cli.demo_doctor import add_demo_doctor_parsers
+from edge.cli.engine import add_engine_parser
+from edge.cli.run import add_run_parsers
+from edge.errors import EdgeError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser = argparse.ArgumentParser(prog="edge", description="Computer vision on Jetson-class devices.",
+                                     parents=[common])
+    parser.add_argument("--version", action="version", version=f"edge {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_demo_doctor_parsers(commands, common)
+    add_bundle_parser(commands, common)
+    add_compile_parsers(commands, common)
+    add_engine_parser(commands, common)
+    add_run_parsers(commands, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BaseException as e:  # every failure ends as one line and the contract's exit code
+        code, message = _exit_code(e)
+        if args.debug:
+            traceback.print_exc()
+        print(f"edge: error: {message}", file=sys.stderr)
+        return code
+
+
+def _exit_code(error: BaseException) -> tuple[int, str]:
+    from streams.base import SourceError
+    from streams.writers import WriterError
+
+    if isinstance(error, EdgeError):
+        return error.exit_code, str(error)
+    if isinstance(error, SourceError):
+        return 3, str(error)
+    if isinstance(error, WriterError):
+        return 4, str(error)
+    if isinstance(error, KeyboardInterrupt):
+        return 130, "interrupted"
+    if isinstance(error, SystemExit):
+        raise error
+    return 4, f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)"

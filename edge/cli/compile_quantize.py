@@ -1,0 +1,188 @@
+"""``edge compile`` and ``edge quantize``: their options, then their handlers. The handlers import
+``compile/`` and ``calibration/`` inside their functions only, so the runtime never loads them (and the
+device may not have torch)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from edge.bundle import TASKS
+from edge.cli.bundle import add_input_options
+from edge.cli.values import key_value, positive
+from edge.errors import UsageError
+
+COMPILE_EXTRA = ("torch", "torchvision", "onnx")  # what `edge compile` imports that the device may lack
+
+
+def add_compile_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    compile_ = commands.add_parser("compile", parents=[common], help="PyTorch model → bundle")
+    compile_.add_argument("--model", required=True, help="torchvision model name (e.g. ssdlite320_mobilenet_v3_large, "
+                          "resnet18, lraspp_mobilenet_v3_large, maskrcnn_resnet50_fpn) or mtcnn; with "
+                          "--prune/--distill also mtcnn_onet/mtcnn_rnet, a bundle folder or an ONNX file")
+    compile_.add_argument("--checkpoint", action="append", default=[], metavar="[NETWORK=]FILE",
+                          help="state_dict file (torch.load weights_only); default: random weights. For MTCNN "
+                               "one per network: pnet=FILE rnet=FILE onet=FILE")
+    compile_.add_argument("--task", required=True, choices=TASKS)
+    compile_.add_argument("--out", required=True, help="bundle folder to write")
+    compile_.add_argument("--labels", help="text file, one label per line (default: the model's own)")
+    compile_.add_argument("--name", help="bundle name (default: the model name)")
+    add_compress_options(compile_)
+    compile_.add_argument("--int8", action="store_true", help="then quantize to int8 with the accuracy gate "
+                          "(as edge quantize; the bundle in --out becomes the int8 one when the gate passes)")
+    add_int8_options(compile_)
+    add_input_options(compile_, defaults=False)
+    compile_.set_defaults(func=cmd_compile)
+
+    quantize = commands.add_parser("quantize", parents=[common],
+                                   help="INT8 post-training quantization of a bundle, with the accuracy gate")
+    quantize.add_argument("bundle", help="the fp32 bundle folder")
+    quantize.add_argument("--out", required=True, help="folder for the int8 bundle (written only if the gate passes)")
+    add_int8_options(quantize)
+    quantize.set_defaults(func=cmd_quantize)
+
+
+def add_int8_options(parser: argparse.ArgumentParser) -> None:
+    """The calibration and accuracy-gate options of ``quantize`` and ``compile --int8``."""
+    parser.add_argument("--calib", action="extend", default=[], metavar="SOURCE", nargs="+",
+                        help="calibration footage (videos, image folders, globs)")
+    parser.add_argument("--method", default="auto", metavar="minmax|entropy|percentile|auto",
+                        help="calibration method; auto tries all and keeps the best on held-out frames (default)")
+    parser.add_argument("--max-drop", type=float, default=0.01, metavar="X",
+                        help="allowed relative drop of the int8 model's agreement with fp32 on held-out frames "
+                             "(default 0.01: at least 0.99 of fp32's score against itself, which is 1)")
+    parser.add_argument("--calib-frames", type=positive, default=128, metavar="N",
+                        help="frames to calibrate on (default 128)")
+    parser.add_argument("--holdout-frames", type=positive, default=32, metavar="N",
+                        help="other frames of the same footage the gate compares on (default 32)")
+
+
+def add_compress_options(parser: argparse.ArgumentParser) -> None:
+    prune = parser.add_argument_group("pruning")
+    prune.add_argument("--prune", type=float, metavar="RATIO", help="remove this fraction of channels, e.g. 0.5")
+    prune.add_argument("--prune-importance", choices=("magnitude", "taylor"), default="magnitude",
+                       help="channel ranking: weight magnitude, or Taylor (gradients on --distill frames)")
+    prune.add_argument("--prune-global", action="store_true", help="rank channels across layers, not per layer")
+    distill = parser.add_argument_group("distillation (teacher: the original model; no labels needed)")
+    distill.add_argument("--distill", nargs="+", metavar="SOURCE", help="footage to distil on (videos, folders)")
+    distill.add_argument("--frames", type=int, default=200, help="frames sampled from the footage (default 200)")
+    distill.add_argument("--epochs", type=int, default=10)
+    distill.add_argument("--batch", type=int, default=8)
+    distill.add_argument("--lr", type=float, default=1e-3)
+    distill.add_argument("--temperature", type=float, default=2.0, help="KL temperature for class scores")
+    distill.add_argument("--seed", type=int, default=0)
+    distill.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint in --out")
+    distill.add_argument("--freeze-backbone-epochs", type=int, default=0, help="train the heads only at first")
+    distill.add_argument("--features", action="store_true", help="also distil the backbone's feature maps")
+    distill.add_argument("--mixup", action=argparse.BooleanOptionalAction,
+                         help="mix frames pairwise (default: on for classification and segmentation)")
+    distill.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--decoder", help="an ONNX --model: the decoder of its outputs, e.g. yolox")
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    try:
+        from compile.build import compile_model
+    except ModuleNotFoundError as e:
+        if e.name not in COMPILE_EXTRA:
+            raise
+        raise UsageError(f"edge compile needs the compile extra (pip install 'edge[compile]'): {e}") from None
+    config = _quantize_config(args) if args.int8 else None  # bad --calib/--method/--max-drop fail before compiling
+    if not args.int8 and args.calib:
+        raise UsageError("--calib: only with --int8")
+    if args.prune is not None or args.distill:
+        code = _compile_compressed(args)
+    else:
+        bundle = compile_model(args.model, args.out, task=args.task, checkpoint=_checkpoints(args.checkpoint),
+                               labels=args.labels, name=args.name, input_size=args.input_size)
+        print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}, weights "
+              f"{bundle.provenance.get('weights')}) written to {bundle.root}")
+        code = 0
+    if config is None:
+        return code
+    from edge.bundle import load_bundle
+
+    return _quantize(load_bundle(args.out), args.out, config)
+
+
+def _checkpoints(given: list[str]) -> str | dict[str, str] | None:
+    """``--checkpoint FILE`` once, or ``--checkpoint ROLE=FILE`` per network of a multi-network model (MTCNN)."""
+    if not given:
+        return None
+    if len(given) == 1 and ("=" not in given[0] or Path(given[0]).is_file()):
+        return given[0]
+    try:
+        pairs = [key_value(item) for item in given]
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"--checkpoint: {e} (one FILE, or NETWORK=FILE for each network)") from None
+    if len({role for role, _ in pairs}) != len(pairs):
+        raise UsageError("--checkpoint: a network is given twice")
+    return dict(pairs)
+
+
+def _quantize_config(args: argparse.Namespace):
+    from calibration.int8 import QuantizeConfig
+
+    if not args.calib:
+        raise UsageError("--calib: give calibration footage (a video, an image folder or a glob)")
+    return QuantizeConfig(tuple(args.calib), args.method, args.max_drop, args.calib_frames, args.holdout_frames)
+
+
+def _quantize(bundle, out: str, config) -> int:
+    from calibration.int8 import format_report, quantize_bundle
+
+    result = quantize_bundle(bundle, Path(out), config)
+    print(format_report(result.report))
+    print(f"int8 bundle '{result.bundle.name}' written to {result.bundle.root}")
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    try:
+        import onnxruntime.quantization  # noqa: F401  (what the device may lack)
+    except ModuleNotFoundError as e:
+        raise UsageError(f"edge quantize needs ONNX Runtime's quantization tools and onnx: {e}") from None
+    from edge.bundle import load_bundle
+
+    config = _quantize_config(args)
+    return _quantize(load_bundle(args.bundle), args.out, config)
+
+
+def _compile_compressed(args: argparse.Namespace) -> int:
+    """``--prune``/``--distill``: see compile/compress.py."""
+    import tempfile
+    from pathlib import Path
+
+    from compile.compress import compress
+    from compile.distill import DistillConfig
+    from compile.families import network_builder
+    from compile.prune import PruneConfig
+    from compile.report import format_table
+
+    try:
+        prune = None if args.prune is None else PruneConfig(
+            ratio=args.prune, importance=args.prune_importance, global_pruning=args.prune_global)
+        distill = None if not args.distill else DistillConfig(
+            sources=tuple(args.distill), frames=args.frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
+            temperature=args.temperature, seed=args.seed, freeze_backbone_epochs=args.freeze_backbone_epochs,
+            features=args.features, device=args.device, resume=args.resume,
+            mixup=args.task in ("classification", "segmentation") if args.mixup is None else args.mixup)
+    except ValueError as e:
+        raise UsageError(f"edge compile: {e}") from None
+    if prune is not None and prune.importance == "taylor" and distill is None:
+        raise UsageError("--prune-importance taylor: needs frames for its gradients; give --distill SOURCE")
+    checkpoint = _checkpoints(args.checkpoint)
+    if isinstance(checkpoint, dict):
+        raise UsageError("--checkpoint: --prune/--distill take one checkpoint file, not one per network")
+    with tempfile.TemporaryDirectory(prefix="edge-compile-") as scratch:
+        build = network_builder(
+            args.model, args.task, scratch=Path(scratch), checkpoint=checkpoint, input_size=args.input_size,
+            decoder=args.decoder, labels=args.labels, layout=args.layout, color=args.color, resize=args.resize,
+            pad_value=args.pad_value, mean=args.mean, std=args.std, dtype=args.dtype)
+        result = compress(build, Path(args.out), name=args.name or Path(args.model).stem,
+                          prune_config=prune, distill_config=distill)
+    print(format_table(result.rows, args.task))
+    where = f"bundle '{result.bundle.name}'" if result.bundle else f"{result.onnx} (no runtime decoder yet)"
+    print(f"{where} written to {args.out}")
+    return 0
