@@ -95,9 +95,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_build_engine(args: argparse.Namespace) -> int:
-    from edge.backends.builder import build_engine, default_precision
+    from edge.backends.builder import build_engine
     from edge.bundle import load_bundle
-    from edge.engines import EngineOptions
+    from edge.engines import EngineOptions, default_precision
 
     bundle = load_bundle(args.bundle)
     options = EngineOptions(args.precision or default_precision(bundle), args.workspace, args.dla_core)
