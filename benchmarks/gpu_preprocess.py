@@ -133,11 +133,12 @@ def main() -> None:
     context = CudaContext()
     try:
         device = context.device
-        results = {"device": device.name(), "compute_capability": "{}.{}".format(*device.compute_capability()),
-                   "repeat": args.repeat,
-                   "preprocessing": [preprocessing(context, name, frame_of_size(assets, size), spec, args.repeat)
-                                     for name, size, spec in PREPROCESSING],
-                   "segmentation": segmentation(context, assets, args.repeat)}
+        with context.active():  # this script calls pycuda itself, on this thread
+            results = {"device": device.name(), "compute_capability": "{}.{}".format(*device.compute_capability()),
+                       "repeat": args.repeat,
+                       "preprocessing": [preprocessing(context, name, frame_of_size(assets, size), spec, args.repeat)
+                                         for name, size, spec in PREPROCESSING],
+                       "segmentation": segmentation(context, assets, args.repeat)}
     finally:
         context.close()
     if args.out:

@@ -11,8 +11,12 @@ keeps the plan a plain TensorRT plan (``trtexec --loadEngine`` still reads it).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +27,7 @@ from edge.bundle import Bundle, sha256_file
 from edge.errors import BadInputError, EdgeError
 from edge.files import write_atomic
 
+LOG = logging.getLogger(__name__)
 ENGINE_FOLDER = "engines"
 TAG_SCHEMA = 1
 DEFAULT_WORKSPACE_MIB = 256  # a Nano shares 4 GiB between CPU and GPU; TensorRT's default is all of it
@@ -98,6 +103,11 @@ class EngineTag:
                    created=doc.get("created", ""))
 
 
+def default_precision(bundle: Bundle) -> str:
+    """int8 for a quantized bundle (its ONNX has Q/DQ nodes, which build only as int8), else fp16."""
+    return "int8" if bundle.precision == "int8" else "fp16"
+
+
 def engine_folder(bundle: Bundle) -> Path:
     return bundle.root / ENGINE_FOLDER
 
@@ -167,3 +177,43 @@ def mismatches(engine: Path, tag: EngineTag, *, onnx_sha256: str, target: Target
     if not engine.is_file() or sha256_file(engine) != tag.plan_sha256:
         reasons.append("the plan file was changed or truncated after it was built")
     return reasons
+
+
+def fitting_engine(folder: Path, *, onnx_sha256: str, target: Target, options: EngineOptions,
+                   input_shapes: dict[str, tuple[int, ...]]) -> Path | None:
+    """An engine in ``folder`` built with ``options``' precision and DLA core that runs this ONNX on this
+    machine at these input shapes, if there is one."""
+    for path, tag in list_engines(folder):
+        same = (tag.options.precision, tag.options.dla_core) == (options.precision, options.dla_core)
+        if same and not mismatches(path, tag, onnx_sha256=onnx_sha256, target=target, input_shapes=input_shapes):
+            return path
+    return None
+
+
+def build_key(onnx_sha256: str, target: Target, options: EngineOptions) -> str:
+    """What identifies one engine build before it starts (the tag's key also holds what the build finds out)."""
+    identity = {"onnx": onnx_sha256, "target": asdict(target), "precision": options.precision,
+                "dla_core": options.dla_core}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+@contextmanager
+def build_lock(folder: Path, key: str) -> Iterator[None]:
+    """Holds an exclusive ``fcntl.flock`` on ``<folder>/.build-<key>.lock`` for one build of that engine, across
+    processes; logs when it has to wait for another. The lock file stays (removing it would race a waiter that
+    has it open); the kernel drops the lock when its holder exits, however it exits."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / f".build-{key[:16]}.lock", "ab")  # noqa: SIM115 (held for the whole block)
+    except OSError as e:
+        raise EdgeError(f"{folder}: cannot create the engine build lock ({e.strerror or e})") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            LOG.warning("%s: another process is building this engine; waiting for it", folder)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -25,6 +25,7 @@ from edge.engines import EngineOptions, EngineTag, ProfileShape, Target, engine_
 from edge.errors import UsageError
 
 ROOT = Path("bundles/yolox")
+FP16 = EngineOptions("fp16")
 ORIN = Target("10.3.0", "8.7", "Orin", "NVIDIA Jetson AGX Orin Developer Kit")
 without_tensorrt = pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
                                       reason="checks the paths taken where TensorRT is not installed")
@@ -35,8 +36,9 @@ def candidate(name, precision="fp16", problems=(), created="2030-01-01T00:00:00+
     return Candidate(Path(name), tag, tuple(problems))
 
 
-def choose(requested="auto", unavailable=None, candidates=(), allow_build=True):
-    return choose_backend(requested, ROOT, unavailable=unavailable, candidates=candidates, allow_build=allow_build)
+def choose(requested="auto", unavailable=None, candidates=(), allow_build=True, default=FP16):
+    return choose_backend(requested, ROOT, unavailable=unavailable, candidates=candidates, allow_build=allow_build,
+                          default=default)
 
 
 def test_onnxruntime_when_asked():
@@ -81,6 +83,7 @@ def test_no_engine():
     choice = choose()
     assert choice.backend == "onnxruntime" and "no TensorRT engine" in choice.reason
     assert choose("tensorrt").build == EngineOptions()
+    assert choose("tensorrt", default=EngineOptions("int8")).build == EngineOptions("int8")  # a quantized bundle
     with pytest.raises(UsageError, match="has no TensorRT engine"):
         choose("tensorrt", allow_build=False)
 

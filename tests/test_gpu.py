@@ -2,13 +2,15 @@
 CUDA memory handling (page-locked buffers, streams, async copies, two slots in flight).
 
 Marked ``gpu`` and skipped where pycuda or a CUDA device is missing. There is no TensorRT on the machines
-these run on: the backend test drives TensorRtBackend with a stand-in engine whose ``execute_async_v3``
-enqueues a real device-to-device copy on the slot's stream, so everything around the engine is real CUDA
-while the engine itself is not TensorRT. benchmarks/gpu_check.sh runs this file on a lent GPU machine.
+these run on: the backend tests drive TensorRtBackend with the stand-in engine of tests/fake_tensorrt.py,
+whose ``execute_async_v3`` here enqueues a real device-to-device copy on the slot's stream, so everything
+around the engine is real CUDA (pycuda's per-thread context stacks included) while the engine itself is not
+TensorRT. benchmarks/gpu_check.sh runs this file on a lent GPU machine.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -48,7 +50,8 @@ def cuda():
         context = CudaContext()
     except Exception as e:  # no driver, no device: pycuda raises its own error types
         pytest.skip(f"no usable CUDA device ({type(e).__name__}: {e})")
-    yield SimpleNamespace(driver=driver, context=context)
+    with context.active():  # these tests call pycuda themselves, on this thread
+        yield SimpleNamespace(driver=driver, context=context)
     context.close()
 
 
@@ -122,55 +125,30 @@ def test_class_map_matches_the_cpu_path(cuda, frames, assets, resize):
         assert (mask == 15).any()  # the person in the frame
 
 
-class StandInEngine:
-    """Describes one float32 input and one output of the same shape; its contexts copy input to output on the
-    given stream with a real CUDA copy. Not TensorRT: it answers only the calls TensorRtBackend makes."""
+def copying_backend(driver, shape, slots=2):
+    """TensorRtBackend over a stand-in engine (tests/fake_tensorrt.py) whose run copies input 'images' to output
+    'copy' with a real CUDA copy on the slot's stream; opened on this thread, with a context of its own."""
+    from fake_tensorrt import EngineSpec, Tensor, load_engine, make_tensorrt
 
-    TRT = SimpleNamespace(TensorIOMode=SimpleNamespace(INPUT="in", OUTPUT="out"), nptype=np.dtype)
-
-    def __init__(self, driver, shape):
-        self.driver, self.shape, self.streams = driver, shape, {}
-        self.num_io_tensors = 2
-
-    def get_tensor_name(self, index):
-        return ("images", "copy")[index]
-
-    def get_tensor_mode(self, name):
-        return "in" if name == "images" else "out"
-
-    def get_tensor_shape(self, name):
-        return list(self.shape)
-
-    def get_tensor_dtype(self, name):
-        return "float32"
-
-    def create_execution_context(self):
-        engine, addresses = self, {}
-
-        class Context:
-            def set_tensor_address(self, name, address):
-                addresses[name] = address
-
-            def get_tensor_shape(self, name):
-                return list(engine.shape)
-
-            def execute_async_v3(self, stream_handle):
-                nbytes = int(np.prod(engine.shape)) * 4
-                engine.driver.memcpy_dtod_async(addresses["copy"], addresses["images"], nbytes,
-                                                engine.streams[stream_handle])
-                return True
-
-        return Context()
-
-
-def test_backend_cuda_memory_two_slots_in_flight(cuda, frames):
     from edge.backends.tensorrt import TensorRtBackend
     from edge.gpu.cuda import CudaContext
 
+    streams = {}
+
+    def run(addresses, shapes, stream_handle):
+        nbytes = int(np.prod(shapes["images"])) * 4
+        driver.memcpy_dtod_async(addresses["copy"], addresses["images"], nbytes, streams[stream_handle])
+
+    trt = make_tensorrt("10.3.0")
+    engine = load_engine(trt, EngineSpec([Tensor("images", shape)], [Tensor("copy", shape)], run=run))
+    backend = TensorRtBackend(Path("stand-in.engine"), engine, trt, CudaContext(), slots=slots)
+    streams.update({slot.handle.stream.handle: slot.handle.stream for slot in backend.slots})
+    return backend
+
+
+def test_backend_cuda_memory_two_slots_in_flight(cuda, frames):
     spec = SPECS[0]
-    engine = StandInEngine(cuda.driver, spec.shape)
-    backend = TensorRtBackend(Path("stand-in.engine"), engine, StandInEngine.TRT, CudaContext(), slots=2)
-    engine.streams = {slot.handle.stream.handle: slot.handle.stream for slot in backend.slots}
+    backend = copying_backend(cuda.driver, spec.shape)
     first, second = backend.slots
     for slot in backend.slots:
         for array in (*slot.inputs.values(), *slot.outputs.values()):
@@ -185,13 +163,55 @@ def test_backend_cuda_memory_two_slots_in_flight(cuda, frames):
     np.testing.assert_array_equal(backend.wait(first)["copy"], a)
     assert backend.wait(first)["copy"] is first.outputs["copy"]  # the same page-locked array every time
 
-    backend.enable_gpu_preprocessing(spec)  # frames preprocessed on the GPU into the slots' device inputs
-    images = list(frames.values())
-    transforms = [backend.submit_frame(backend.slots[i % 2], image) for i, image in enumerate(images[:2])]
+    images = list(frames.values())  # frames preprocessed on the GPU into the slots' device inputs
+    transforms = [backend.preprocess_frame(backend.slots[i % 2], 0, image, spec) for i, image in enumerate(images[:2])]
     for i, image in enumerate(images[:2]):
+        backend.submit(backend.slots[i % 2])
         expected = np.zeros(spec.shape, np.float32)
         assert Preprocessor(spec)(image, expected) == transforms[i]
         assert_matches_cpu(backend.wait(backend.slots[i % 2])["copy"], expected, spec)
+    backend.close()
+
+
+def test_submit_and_wait_from_a_worker_thread(frames):
+    """Issue 17, defect 1, on real CUDA: the backend is opened on this thread and used from another, as the
+    pipeline's inference workers do; pycuda's context stack is per thread, so this fails with 'invalid device
+    context' unless every call makes the context current itself. A push left on the worker would make pycuda
+    abort the process when the thread exits."""
+    driver = pytest.importorskip("pycuda.driver", reason="pycuda is not installed")
+    from edge.gpu.cuda import CudaContext
+
+    try:
+        CudaContext().close()
+    except Exception as e:  # no driver, no device: pycuda raises its own error types
+        pytest.skip(f"no usable CUDA device ({type(e).__name__}: {e})")
+    spec = SPECS[0]
+    backend = copying_backend(driver, spec.shape)
+    image = frames["1920x1080"]
+    outcome = {}
+
+    def worker():
+        try:
+            slot = backend.slots[1]
+            slot.inputs["images"][:] = 1.5
+            backend.submit(slot)
+            outcome["copied"] = backend.wait(slot)["copy"].copy()
+            outcome["transform"] = backend.preprocess_frame(slot, 0, image, spec)
+            backend.submit(slot)
+            outcome["preprocessed"] = backend.wait(slot)["copy"].copy()
+            outcome["current"] = driver.Context.get_current()  # None: nothing left pushed on this thread
+        except Exception as e:  # reported below
+            outcome["error"] = e
+
+    thread = threading.Thread(target=worker, name="infer-0")
+    thread.start()
+    thread.join()
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["current"] is None
+    np.testing.assert_array_equal(outcome["copied"], np.full(spec.shape, 1.5, np.float32))
+    expected = np.zeros(spec.shape, np.float32)
+    assert Preprocessor(spec)(image, expected) == outcome["transform"]
+    assert_matches_cpu(outcome["preprocessed"], expected, spec)
     backend.close()
 
 

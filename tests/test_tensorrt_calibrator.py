@@ -2,29 +2,31 @@
 
 The cache helpers are tested for real, and the calibrator reads frames of the sample video preprocessed by
 the YOLOX-nano bundle's own spec (the feed is tests/test_tensorrt_feed.py's). TensorRT is not installed here:
-the ``IInt8EntropyCalibrator2`` subclass is driven as TensorRT would drive it, against the stand-in of
-tests/fake_tensorrt.py and a host-memory stand-in for pycuda's device allocation, which checks this module's
-calls (one allocation, one pointer per batch, ``None`` at the end, the cache callbacks) and nothing of
-TensorRT's calibration itself. The test marked ``gpu`` copies the batches to a real CUDA device with pycuda;
-no test here claims that TensorRT calibrated.
+the ``IInt8EntropyCalibrator2`` subclass is driven as TensorRT would drive it, against the stand-ins of
+tests/fake_tensorrt.py and tests/fake_pycuda.py (per-thread context stacks, device memory in host bytes),
+which check this module's calls (one allocation, one pointer per batch, ``None`` at the end, the cache
+callbacks, no context left pushed) and nothing of TensorRT's calibration itself. The test marked ``gpu``
+copies the batches to a real CUDA device with pycuda; no test here claims that TensorRT calibrated.
 """
 
 from __future__ import annotations
 
+import gc
 import shutil
 import sys
+import threading
 
+import fake_pycuda
 import numpy as np
 import pytest
 from fake_tensorrt import Network, make_tensorrt
 
 from calibration.tensorrt_feed import calibration_batches, calibration_feed
-from edge.backends import trt_calibrator
 from edge.backends.builder import build_engine
 from edge.backends.trt_calibrator import make_entropy_calibrator, read_calibration_cache, write_calibration_cache
 from edge.bundle import load_bundle
 from edge.engines import EngineOptions, Target
-from edge.errors import BadInputError, UsageError
+from edge.errors import BadInputError, EdgeError, UsageError
 
 VIDEO = "videos/bgslibrary_highway_traffic_320x240.avi"
 FRAMES = 10
@@ -46,47 +48,13 @@ def trt(monkeypatch):
     return install
 
 
-class HostAllocation:
-    """Stands in for pycuda's ``DeviceAllocation``: host bytes at a fixed address."""
-
-    def __init__(self, nbytes):
-        self.data = np.zeros(nbytes, np.uint8)
-        self.freed = False
-
-    def __int__(self):
-        return self.data.ctypes.data
-
-    def free(self):
-        self.freed = True
-
-
-class HostCuda:
-    """Stands in for ``CudaContext`` (and its ``pycuda.driver``) where no GPU is: allocations are host bytes."""
-
-    opened: list[HostCuda] = []
-
-    def __init__(self):
-        self.cuda = self
-        self.allocations: list[HostAllocation] = []
-        self.closed = False
-        HostCuda.opened.append(self)
-
-    def mem_alloc(self, nbytes):
-        self.allocations.append(HostAllocation(nbytes))
-        return self.allocations[-1]
-
-    def memcpy_htod(self, device, array):
-        device.data[:] = np.frombuffer(array.tobytes(), np.uint8)  # fails unless the sizes match exactly
-
-    def close(self):
-        self.closed = True
-
-
 @pytest.fixture
-def host_cuda(monkeypatch):
-    HostCuda.opened = []
-    monkeypatch.setattr(trt_calibrator, "CudaContext", HostCuda)
-    return HostCuda.opened
+def cuda(monkeypatch):
+    return fake_pycuda.install(monkeypatch)
+
+
+def allocations(cuda):
+    return list(cuda.allocations.values())
 
 
 def test_cache_round_trip_is_atomic(tmp_path):
@@ -100,7 +68,7 @@ def test_cache_round_trip_is_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
 
 
-def test_calibrator_feeds_one_device_buffer_and_writes_the_cache(tensors, tmp_path, trt, host_cuda):
+def test_calibrator_feeds_one_device_buffer_and_writes_the_cache(tensors, tmp_path, trt, cuda):
     module = trt()
     cache = tmp_path / "calibration.cache"
     calibrator = make_entropy_calibrator(iter(tensors), cache)
@@ -109,29 +77,28 @@ def test_calibrator_feeds_one_device_buffer_and_writes_the_cache(tensors, tmp_pa
     assert calibrator.get_batch_size() == 1 and calibrator.read_calibration_cache() is None
     for tensor in tensors:
         pointers = calibrator.get_batch(["images"])
-        device = host_cuda[0].allocations[0]
-        assert pointers == [int(device)]
+        [device] = allocations(cuda)  # allocated once
+        assert pointers == [int(device)] and cuda.depth() == 0  # the context is current only while copying
         np.testing.assert_array_equal(device.data.view(np.float32).reshape(tensor.shape), tensor)
-    assert len(host_cuda) == 1 and len(host_cuda[0].allocations) == 1  # allocated once
     assert calibrator.get_batch(["images"]) is None
-    assert device.freed and host_cuda[0].closed
+    assert device.freed and calibrator._context is None
     calibrator.write_calibration_cache(memoryview(b"scales"))
     assert cache.read_bytes() == b"scales" and calibrator.read_calibration_cache() == b"scales"
 
 
-def test_calibrator_with_a_cache_needs_no_frames_and_no_gpu(tmp_path, trt, host_cuda):
+def test_calibrator_with_a_cache_needs_no_frames_and_no_gpu(tmp_path, trt, cuda):
     trt("10.3.0")
     cache = tmp_path / "calibration.cache"
     cache.write_bytes(b"scales")
     calibrator = make_entropy_calibrator(iter(()), cache)
-    assert calibrator.read_calibration_cache() == b"scales" and not host_cuda
+    assert calibrator.read_calibration_cache() == b"scales" and not allocations(cuda)
 
 
-def test_calibrator_without_frames_or_cache_says_so(tmp_path, trt, host_cuda):
+def test_calibrator_without_frames_or_cache_says_so(tmp_path, trt, cuda):
     trt()
     with pytest.raises(BadInputError, match="gave no frames, and there is no calibration cache"):
         make_entropy_calibrator(iter(()), tmp_path / "calibration.cache")
-    assert not host_cuda
+    assert not allocations(cuda)
 
 
 def test_trt_11_has_no_calibrator(tmp_path, trt):
@@ -140,18 +107,44 @@ def test_trt_11_has_no_calibrator(tmp_path, trt):
         make_entropy_calibrator(iter(()), tmp_path / "calibration.cache")
 
 
-def test_build_engine_attaches_the_calibrator_to_the_bundle_cache(yolox_bundle, assets, tmp_path, trt,
-                                                                   host_cuda, monkeypatch):
-    bundle = load_bundle(shutil.copytree(yolox_bundle.root, tmp_path / "bundle"))
-    module = trt()
+@pytest.fixture
+def bundle(yolox_bundle, tmp_path, monkeypatch):
     monkeypatch.setattr("edge.backends.builder.current_target", lambda: Target("8.6.1.6", "8.7", "Orin", "Orin"))
+    return load_bundle(shutil.copytree(yolox_bundle.root, tmp_path / "bundle"))
+
+
+def test_build_engine_attaches_the_calibrator_to_the_bundle_cache(bundle, assets, tmp_path, trt, cuda):
+    module = trt()
     build_engine(bundle, EngineOptions("int8"), timing_cache=tmp_path / "timing.cache",
                  calibration=calibration_feed(bundle, [str(assets / VIDEO)], 3))
     [(calibrator,)] = [call[1:] for call in module.calls if call[0] == "config.int8_calibrator ="]
     assert isinstance(calibrator, module.IInt8EntropyCalibrator2)
-    assert calibrator.cache_path == bundle.root / "engines/yolox_nano.calibration.cache"
-    assert [calibrator.get_batch(["images"]) is not None for _ in range(4)] == [True, True, True, False]
-    assert calibrator.batches == 3 and calibrator.reader.frames == 3
+    assert calibrator.cache_path.parent == bundle.root / "engines"
+    assert calibrator.batches == 3 and calibrator.reader.frames == 3  # the stand-in's build read them all
+    assert calibrator.cache_path.read_bytes() == b"stand-in calibration table"
+
+
+def test_a_failed_build_leaves_no_context_pushed_and_frees_the_buffer(bundle, assets, tmp_path, trt, cuda):
+    """Defect 7: the calibrator kept the CUDA context pushed from its first batch to its last, so a build
+    that failed in between left it pushed, and pycuda aborted the process at exit, hiding the real error."""
+    module = trt()
+    module.calibration_fails_after = 2  # TensorRT gives up after the second batch
+    with pytest.raises(EdgeError, match="TensorRT could not build an engine"):
+        build_engine(bundle, EngineOptions("int8"), timing_cache=tmp_path / "timing.cache",
+                     calibration=calibration_feed(bundle, [str(assets / VIDEO)], 5))
+    [device] = allocations(cuda)
+    assert cuda.depth() == 0 and device.freed
+
+
+def test_calibration_on_a_worker_thread_leaves_its_stack_empty(tensors, tmp_path, trt, cuda):
+    trt()
+    calibrator = make_entropy_calibrator(iter(tensors[:2]), tmp_path / "calibration.cache")
+    worker = threading.Thread(target=lambda: [calibrator.get_batch(["images"]) for _ in range(2)], name="builder")
+    worker.start()
+    worker.join()
+    del worker
+    gc.collect()
+    assert cuda.aborts == [] and calibrator.batches == 2
 
 
 @pytest.mark.gpu
@@ -173,6 +166,7 @@ def test_batches_reach_the_gpu(tmp_path, trt):
         [pointer] = calibrator.get_batch(["images"])
         assert pointer == int(calibrator._device)
         copied = np.empty_like(batch)
-        driver.memcpy_dtoh(copied, calibrator._device)
+        with calibrator._context.active():  # get_batch left no context current on this thread
+            driver.memcpy_dtoh(copied, calibrator._device)
         np.testing.assert_array_equal(copied, batch)
     assert calibrator.get_batch(["images"]) is None and calibrator._device is None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.backends.trt_api import TrtApi, build_recipe
+from edge.backends.trt_api import BuildRecipe, TrtApi, build_recipe
 from edge.errors import UsageError
 
 JETPACK_5_1 = "8.5.2.2"
@@ -81,11 +81,16 @@ def test_dla_adds_gpu_fallback(text):
     assert recipe.builder_flags == ("FP16", "GPU_FALLBACK")
 
 
-def test_dla_needs_reduced_precision_and_a_release_that_has_it():
+def test_dla_needs_reduced_precision():
     with pytest.raises(UsageError, match="fp16 or int8 only"):
         build_recipe(TrtApi.parse(JETPACK_6_1), "fp32", has_qdq=False, has_fp16_tensors=False, dla_core=0)
-    with pytest.raises(UsageError, match="does not build for DLA"):
-        build_recipe(TrtApi.parse(TRT_11), "int8", has_qdq=True, has_fp16_tensors=False, dla_core=0)
+
+
+def test_trt_11_keeps_dla():
+    """Defect 10: 11.0's bindings still have DeviceType.DLA, IBuilderConfig.DLA_core and GPU_FALLBACK (see
+    tests/tensorrt_members.json); DLA builds are strongly typed there, like every other."""
+    recipe = build_recipe(TrtApi.parse(TRT_11), "int8", has_qdq=True, has_fp16_tensors=False, dla_core=0)
+    assert recipe == BuildRecipe(("GPU_FALLBACK",), calibrate=False)
 
 
 def test_unknown_precision():

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from edge.backends.base import Backend, Slot, TensorInfo
 from edge.bundle import Bundle
-from edge.engines import EngineOptions, read_tag
+from edge.engines import EngineOptions, default_precision, read_tag
 from edge.errors import EdgeError, UsageError
 
 BACKEND_NAMES = ("auto", "onnxruntime", "tensorrt")
@@ -54,7 +55,7 @@ def _open_tensorrt(bundle: Bundle, name: str, slots: int, allow_build: bool) -> 
 
     unavailable, candidates = gather_facts(bundle)
     choice = choose_backend(name, bundle.root, unavailable=unavailable, candidates=candidates,
-                            allow_build=allow_build)
+                            allow_build=allow_build, default=EngineOptions(default_precision(bundle)))
     if choice.backend == "onnxruntime":
         # Where TensorRT could run, running on the CPU is news; on a machine without it, the ordinary case.
         level = logging.INFO if unavailable else logging.WARNING
@@ -63,7 +64,7 @@ def _open_tensorrt(bundle: Bundle, name: str, slots: int, allow_build: bool) -> 
     try:
         if choice.build is not None:
             LOG.warning("%s: %s", bundle.name, choice.reason)
-        engine = choice.engine or _build(bundle, choice.build or EngineOptions())
+        engine = choice.engine or _build(bundle, choice.build)
         from edge.backends.tensorrt import open_engine
 
         backend = open_engine(engine, input_shapes={bundle.input.name: bundle.input.shape}, slots=slots,
@@ -77,10 +78,11 @@ def _open_tensorrt(bundle: Bundle, name: str, slots: int, allow_build: bool) -> 
     return backend
 
 
-def _build(bundle: Bundle, options: EngineOptions):
+def _build(bundle: Bundle, options: EngineOptions | None) -> Path:
     from edge.backends.builder import build_engine  # imports TensorRT's pieces only once a build is due
 
-    return build_engine(bundle, options)
+    assert options is not None  # a Choice without an engine holds build options
+    return build_engine(bundle, options, reuse=True)  # another process may have built it meanwhile
 
 
 __all__ = ["BACKEND_NAMES", "EXTRA_BACKENDS", "Backend", "Slot", "TensorInfo", "open_backend"]

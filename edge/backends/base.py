@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -72,6 +72,24 @@ class Backend(ABC):
         if count == len(next(iter(slot.inputs.values()))):
             return outputs
         return {name: array[:count] for name, array in outputs.items()}
+
+    # The GPU paths below take an edge.bundle.InputSpec and an edge.preprocess.Transform, typed Any here: this
+    # module is imported by decoders (a cascade runs backends), which those modules import.
+
+    def preprocess_frame(self, slot: Slot, index: int, image: np.ndarray, spec: Any) -> Any:
+        """Preprocesses a BGR frame into batch item ``index`` of the slot's input ``spec.name`` (``spec``: the
+        bundle's InputSpec) on the backend's own device, and returns the Transform back to frame pixels;
+        ``None`` where the backend has no such path (this default), and the caller fills ``slot.inputs`` on
+        the CPU instead. An item written here is on the device only: its host array is not filled, so it
+        cannot be copied to another model's input."""
+        return None
+
+    def class_map(self, slot: Slot, index: int, output: str, transform: Any, spec: Any) -> np.ndarray | None:
+        """After :meth:`wait`: the per-pixel argmax of ``output``'s class logits ([B, C, H, W]) for batch
+        item ``index``, nearest-resized to the frame as ``transform`` (its Transform) says, computed where the
+        logits are; ``None`` where the backend has no such path (this default), and the decoder classifies
+        the host outputs itself."""
+        return None
 
     def add_slot(self, input_shapes: dict[str, tuple[int, ...]]) -> Slot:
         """A further slot whose inputs have other shapes, for a model with dynamic dimensions (an image

@@ -19,27 +19,56 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.backends.tensorrt import current_target, import_tensorrt
+from edge.backends.tensorrt import current_target, load_tensorrt
 from edge.backends.trt_api import TrtApi, build_recipe
 from edge.backends.trt_calibrator import CalibrationReader, make_entropy_calibrator
 from edge.bundle import Bundle, sha256_file
-from edge.engines import EngineOptions, EngineTag, ProfileShape, Target, engine_folder, write_atomic, write_engine
+from edge.engines import (
+    EngineOptions,
+    EngineTag,
+    ProfileShape,
+    Target,
+    build_key,
+    build_lock,
+    engine_folder,
+    fitting_engine,
+    write_engine,
+)
 from edge.errors import BadInputError, EdgeError, UsageError
+from edge.files import write_atomic
 
 TIMING_CACHE_FOLDER = Path.home() / ".cache" / "edge" / "tensorrt"
 LOG = logging.getLogger(__name__)
 
 
 def build_engine(bundle: Bundle, options: EngineOptions, *, timing_cache: Path | None = None,
-                 calibration: CalibrationReader | None = None) -> Path:
+                 calibration: CalibrationReader | None = None, reuse: bool = False) -> Path:
     """Builds, writes and returns the engine file (``<bundle>/engines/<name>.engine`` plus its tag).
 
     ``calibration`` is read only when TensorRT calibrates (int8 without Q/DQ, TensorRT < 11): new frames
-    replace the bundle's calibration cache; without them the cache from an earlier build is reused."""
-    trt = import_tensorrt()
-    api = TrtApi.parse(trt.__version__)
+    replace the calibration cache of this ONNX; without them the cache of an earlier build of the same ONNX is
+    reused. Builds of one engine are serialised by a lock (:func:`edge.engines.build_lock`): two processes
+    starting on a 4-8 GB module would otherwise build at once, and interleaved writes would leave a tag whose
+    plan sha256 is another build's. With ``reuse`` (the automatic builds at load), an engine that fits and
+    was written while this process waited for the lock is returned instead of being built again.
+    """
+    trt, logger = load_tensorrt()
     target = current_target()
-    logger = trt.Logger(trt.Logger.WARNING)
+    onnx_sha256 = sha256_file(bundle.file("model"))
+    folder = engine_folder(bundle)
+    with build_lock(folder, build_key(onnx_sha256, target, options)):
+        if reuse:
+            built = fitting_engine(folder, onnx_sha256=onnx_sha256, target=target, options=options,
+                                   input_shapes={bundle.input.name: bundle.input.shape})
+            if built is not None:
+                LOG.info("%s: engine %s was built by another process meanwhile", bundle.name, built.name)
+                return built
+        return _build(trt, logger, bundle, options, target, onnx_sha256, timing_cache, calibration)
+
+
+def _build(trt: Any, logger: Any, bundle: Bundle, options: EngineOptions, target: Target, onnx_sha256: str,
+           timing_cache: Path | None, calibration: CalibrationReader | None) -> Path:
+    api = TrtApi.parse(trt.__version__)
     builder = trt.Builder(logger)
     network = builder.create_network(_bits(trt.NetworkDefinitionCreationFlag, api.network_flags))
     parser = trt.OnnxParser(network, logger)
@@ -60,27 +89,27 @@ def build_engine(bundle: Bundle, options: EngineOptions, *, timing_cache: Path |
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = options.dla_core
     profile, shapes = _profile(builder, config, network, bundle)
-    calibration_cache = None
+    calibrator = calibration_cache = None
     if recipe.calibrate:
-        calibration_cache = engine_folder(bundle) / f"{bundle.name}.calibration.cache"
-        config.int8_calibrator = _calibrator(calibration, calibration_cache)
+        # Named by the ONNX's sha256: a rebuild after the ONNX changed must not calibrate from the old one's table.
+        calibration_cache = engine_folder(bundle) / f"{bundle.name}.{onnx_sha256[:12]}.calibration.cache"
+        calibrator = config.int8_calibrator = _calibrator(bundle, calibration, calibration_cache)
         if profile is not None:
             config.set_calibration_profile(profile)
     cache_file = timing_cache or TIMING_CACHE_FOLDER / _timing_cache_name(target)
-    cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.is_file() else b"")
-    config.set_timing_cache(cache, False)  # ignore_mismatch=False: a cache from elsewhere is not reused
-    plan = builder.build_serialized_network(network, config)
+    _attach_timing_cache(config, cache_file)
+    try:
+        plan = builder.build_serialized_network(network, config)
+    finally:
+        if calibrator is not None:
+            calibrator.release()  # a failed build must not leave the device buffer (or a context) behind
     if plan is None:
         raise EdgeError(f"{onnx}: TensorRT could not build an engine (its log above says why)")
-    _save_timing_cache(cache_file, bytes(config.get_timing_cache().serialize()))
-    tag = EngineTag(bundle.name, sha256_file(onnx), target, options, shapes,
+    if config.get_timing_cache() is not None:
+        _save_timing_cache(cache_file, bytes(config.get_timing_cache().serialize()))
+    tag = EngineTag(bundle.name, onnx_sha256, target, options, shapes,
                     calibration_sha256=_sha256_if_written(calibration_cache))
     return write_engine(engine_folder(bundle), tag, bytes(plan))
-
-
-def default_precision(bundle: Bundle) -> str:
-    """int8 for a quantized bundle (its ONNX has Q/DQ nodes), else fp16."""
-    return "int8" if bundle.precision == "int8" else "fp16"
 
 
 def profile_range(name: str, network_shape: Sequence[int], bundle_shape: Sequence[int]) -> ProfileShape:
@@ -125,15 +154,36 @@ def _network_types(network: Any, trt: Any) -> tuple[bool, bool]:
     return has_qdq, has_fp16
 
 
-def _calibrator(reader: CalibrationReader | None, cache: Path) -> Any:
+def _calibrator(bundle: Bundle, reader: CalibrationReader | None, cache: Path) -> Any:
     """TensorRT's entropy calibrator over the reader's batches, or over the cache of an earlier build."""
     if reader is not None:
         cache.unlink(missing_ok=True)  # new calibration data: do not let an old cache stand in for it
     elif not cache.is_file():
-        raise UsageError("--precision int8: this ONNX has no Q/DQ nodes, so TensorRT calibrates it: give "
-                         "calibration frames with --calib SOURCE")
+        raise UsageError(f"int8: the ONNX has no Q/DQ nodes, so TensorRT calibrates it, and there is no calibration "
+                         f"cache for this ONNX: build the engine with 'edge build-engine {bundle.root} --precision "
+                         f"int8 --calib SOURCE'")
     cache.parent.mkdir(parents=True, exist_ok=True)
     return make_entropy_calibrator(reader if reader is not None else (), cache)
+
+
+def _attach_timing_cache(config: Any, path: Path) -> None:
+    """Attaches the timing cache saved in ``path``, or an empty one where that is missing or unusable (corrupt:
+    ``create_timing_cache`` gives ``None``; from another device or TensorRT: ``set_timing_cache`` says
+    ``False``). A bad cache costs this build its head start, never the build."""
+    try:
+        saved = path.read_bytes() if path.is_file() else b""
+    except OSError as e:
+        LOG.warning("%s: timing cache not read (%s)", path, e.strerror or e)
+        saved = b""
+    for data in (saved, b"") if saved else (b"",):
+        cache = config.create_timing_cache(data)
+        if cache is not None and config.set_timing_cache(cache, False):  # ignore_mismatch=False: not another GPU's
+            return
+        if data:
+            LOG.warning("%s: timing cache unusable (corrupt, or made for another GPU or TensorRT): starting an "
+                        "empty one", path)
+        else:
+            LOG.warning("%s: TensorRT refused an empty timing cache: building without one", path)
 
 
 def _save_timing_cache(path: Path, data: bytes) -> None:

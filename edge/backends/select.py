@@ -39,8 +39,9 @@ class Choice:
 
 
 def choose_backend(requested: str, bundle_root: Path, *, unavailable: str | None,
-                   candidates: Sequence[Candidate], allow_build: bool) -> Choice:
-    """The decision. ``unavailable`` says why TensorRT cannot run here (``None``: it can).
+                   candidates: Sequence[Candidate], allow_build: bool, default: EngineOptions) -> Choice:
+    """The decision. ``unavailable`` says why TensorRT cannot run here (``None``: it can); ``default`` are the
+    options of a first build (the bundle's own precision: int8 for a quantized bundle).
 
     ``auto`` never fails: it falls back to ONNX Runtime and says why. ``tensorrt`` fails with one
     :class:`UsageError` line where ``auto`` would fall back.
@@ -67,7 +68,8 @@ def choose_backend(requested: str, bundle_root: Path, *, unavailable: str | None
         return Choice("onnxruntime", f"{why}, and engine builds are not allowed here ({rebuild_hint})")
     if explicit:
         if allow_build:
-            return Choice("tensorrt", "no engine yet for this bundle: building one", build=EngineOptions())
+            return Choice("tensorrt", f"no engine yet for this bundle: building one ({default.precision})",
+                          build=default)
         raise UsageError(f"--backend tensorrt: {bundle_root} has no TensorRT engine; build one with "
                          f"'edge build-engine {bundle_root}'")
     return Choice("onnxruntime", f"no TensorRT engine for this bundle (build one with 'edge build-engine "

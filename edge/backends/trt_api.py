@@ -8,8 +8,11 @@ The builder is where releases differ (see the issue note for the documentation o
   precision is enabled with ``BuilderFlag.FP16``/``INT8``; INT8 without Q/DQ is calibrated.
 - 10.x (JetPack 6.1/6.2): networks are always explicit-batch (the flag is deprecated and ignored, so it is
   not passed); the precision flags and the calibrator still exist (deprecated from 10.12 and 10.1).
-- 11.x: every network is strongly typed; the precision flags, ``int8_calibrator`` and DLA are gone. The
-  ONNX must already carry its precision (fp16 tensors from ModelOpt AutoCast, INT8 as Q/DQ).
+- 11.x: every network is strongly typed; the precision flags and ``int8_calibrator`` are gone. The ONNX must
+  already carry its precision (fp16 tensors from ModelOpt AutoCast, INT8 as Q/DQ). DLA stays
+  (``DeviceType.DLA``, ``IBuilderConfig.DLA_core``, ``BuilderFlag.GPU_FALLBACK`` are in 11.0's bindings; DLA
+  builds there are strongly typed too); whether this device has DLA cores is the builder's to say
+  (``Builder.num_DLA_cores``).
 
 Nothing here imports TensorRT: the recipe is plain data the builder turns into calls, so the dispatch is
 tested with version strings alone.
@@ -60,11 +63,6 @@ class TrtApi:
         """From 11 on every network is strongly typed: no precision flags, no calibrator."""
         return self.major >= 11
 
-    @property
-    def has_dla(self) -> bool:
-        """TensorRT 11 builds do not target DLA (NVIDIA's 11.x migration notes)."""
-        return self.major < 11
-
     def __str__(self) -> str:
         return ".".join(str(part) for part in self.version)
 
@@ -96,9 +94,6 @@ def build_recipe(api: TrtApi, precision: str, *, has_qdq: bool, has_fp16_tensors
         # INT8 engines keep FP16 enabled so that the layers outside the quantized regions do not fall back to FP32.
         builder_flags = {"fp32": (), "fp16": ("FP16",), "int8": ("INT8", "FP16")}[precision]
     if dla_core is not None:
-        if not api.has_dla:
-            raise UsageError(f"--dla-core: TensorRT {api} does not build for DLA; use a TensorRT 8.5–10.x "
-                             f"(JetPack 5.1–6.2) build")
         if precision == "fp32":
             raise UsageError("--dla-core: DLA runs fp16 or int8 only; add --precision fp16 or int8")
         builder_flags += ("GPU_FALLBACK",)

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from edge.backends.tensorrt import import_tensorrt
-from edge.engines import write_atomic
 from edge.errors import BadInputError, UsageError
+from edge.files import write_atomic
 from edge.gpu.cuda import CudaContext
 
 LOG = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ def make_entropy_calibrator(reader: CalibrationReader, cache_path: Path) -> Any:
     With a cache on disk TensorRT reads it and asks for no batch, and the reader is never read; without one,
     the reader must give at least one batch, or this says so before the build starts. CUDA is only touched
     when TensorRT asks for the first batch: the device buffer is allocated once then, in the primary context
-    TensorRT uses, and freed when the reader is spent.
+    TensorRT uses, and freed when the reader is spent or by ``release()``, which the builder calls after the
+    build whatever its outcome.
     """
     trt = import_tensorrt()
     base = getattr(trt, "IInt8EntropyCalibrator2", None)
@@ -92,17 +93,20 @@ def make_entropy_calibrator(reader: CalibrationReader, cache_path: Path) -> Any:
             return shape[0] if shape else 1
 
         def get_batch(self, names: list[str]) -> list[int] | None:
-            """One pointer: the network has one input (the builder refuses any other)."""
+            """One pointer: the network has one input (the builder refuses any other). The CUDA context is
+            current only during the copy: a build that fails between two batches leaves none pushed."""
             batch = next(batches, None)
             if batch is None:
                 LOG.info("calibration: %d batch(es) fed", self.batches)
-                self._release()
+                self.release()
                 return None
             batch = np.ascontiguousarray(batch)
-            if self._device is None:
+            if self._context is None:
                 self._context = CudaContext()
-                self._device = self._context.cuda.mem_alloc(batch.nbytes)
-            self._context.cuda.memcpy_htod(self._device, batch)
+            with self._context.active() as cuda:
+                if self._device is None:
+                    self._device = cuda.mem_alloc(batch.nbytes)
+                cuda.memcpy_htod(self._device, batch)
             self.batches += 1
             return [int(self._device)]
 
@@ -112,9 +116,11 @@ def make_entropy_calibrator(reader: CalibrationReader, cache_path: Path) -> Any:
         def write_calibration_cache(self, cache: Any) -> None:
             write_calibration_cache(self.cache_path, cache)
 
-        def _release(self) -> None:
+        def release(self) -> None:
+            """Frees the device buffer; the builder calls it after the build, whether the build succeeded."""
             if self._device is not None:
-                self._device.free()
+                with self._context.active():
+                    self._device.free()
                 self._device = None
             if self._context is not None:
                 self._context.close()

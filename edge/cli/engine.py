@@ -33,9 +33,9 @@ def add_engine_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_build_engine(args: argparse.Namespace) -> int:
-    from edge.backends.builder import build_engine, default_precision
+    from edge.backends.builder import build_engine
     from edge.bundle import load_bundle
-    from edge.engines import EngineOptions
+    from edge.engines import EngineOptions, default_precision
 
     bundle = load_bundle(args.bundle)
     options = EngineOptions(args.precision or default_precision(bundle), args.workspace, args.dla_core)

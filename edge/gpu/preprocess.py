@@ -8,8 +8,8 @@ output column and row exactly as :func:`linear_taps` does, so the kernel (``lett
 
 Per frame: the frame is copied into a page-locked staging buffer, sent to the GPU asynchronously on the
 caller's stream, and the kernel writes straight into the engine's input buffer. Tables and buffers are made
-once per source size. Use one instance per backend slot: its staging buffer is in flight until the slot is
-waited on.
+once per source size. Use one instance per batch item of a backend slot: its staging buffer is in flight
+until the slot is waited on. Make and call it inside :meth:`CudaContext.active`.
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ class GpuPreprocessor:
         self._sized: _Sized | None = None
 
     def __call__(self, image: np.ndarray, out: Any, stream: Any) -> Transform:
-        """Enqueues the preprocessing of ``image`` into device buffer ``out`` (the model input, batch item 0)
-        on ``stream`` and returns the transform back to frame pixels. Returns before the GPU is done."""
+        """Enqueues the preprocessing of ``image`` into device memory ``out`` (one batch item of the model input:
+        an allocation or an address) on ``stream`` and returns the transform back to frame pixels. Returns
+        before the GPU is done."""
         check_frame(image)
         sized = self._for_size(image.shape[1], image.shape[0])
         np.copyto(sized.staging, image)

@@ -39,7 +39,8 @@ class _Sized:
 
 class GpuClassMap:
     """``[C, H, W]`` float32 logits on the GPU → uint8 class of every frame pixel, on the host. ``spec`` is
-    the model input the logits came from (the output may be coarser than it)."""
+    the model input the logits came from (the output may be coarser than it). Make and call it inside
+    :meth:`CudaContext.active`."""
 
     def __init__(self, classes: int, height: int, width: int, spec: InputSpec, context: CudaContext):
         if not 1 <= classes <= MAX_CLASSES:
