@@ -80,7 +80,7 @@ class RunnerGraph:
             for runner in group:
                 per_runner[runner.name] = []
             for start in range(0, len(images), lead.batch):
-                transforms = lead.prepare(images[start:start + lead.batch])
+                transforms = lead.prepare(images[start:start + lead.batch], shared=len(group) > 1)
                 for runner in group[1:]:
                     runner.adopt(lead, len(transforms))
                 for runner in group:

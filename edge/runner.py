@@ -128,12 +128,21 @@ class Runner:
     def reset_timings(self) -> None:
         self.timings.update(dict.fromkeys(STAGES, 0.0))
 
-    def prepare(self, images: Sequence[np.ndarray]) -> list[Transform]:
-        """Preprocesses up to ``batch`` frames into the model's input buffer, one batch item each."""
+    def prepare(self, images: Sequence[np.ndarray], shared: bool = False) -> list[Transform]:
+        """Preprocesses up to ``batch`` frames into the model's input, one batch item each: on the backend's
+        device where it offers that (TensorRT's GPU kernel), else into the host input buffer. ``shared``:
+        other runners will :meth:`adopt` this input, so it must be on the host."""
         t0 = time.perf_counter()
-        transforms = [self.preprocess(image, self.input_buffer[i]) for i, image in enumerate(images)]
+        transforms = [self._prepare_one(i, image, shared) for i, image in enumerate(images)]
         self.timings["preprocess"] += time.perf_counter() - t0
         return transforms
+
+    def _prepare_one(self, index: int, image: np.ndarray, shared: bool) -> Transform:
+        if self.backend.on_device and not shared:
+            transform = self.backend.preprocess_frame(self.slot, index, image, self.bundle.input)
+            if transform is not None:
+                return transform
+        return self.preprocess(image, self.input_buffer[index])
 
     def adopt(self, other: Runner, count: int) -> None:
         """Takes ``other``'s first ``count`` prepared inputs (same input spec): one copy, not preprocessing again."""
@@ -147,13 +156,23 @@ class Runner:
         outputs = self.backend.run_first(self.slot, len(transforms))
         t1 = time.perf_counter()
         if self.batch == 1:  # the outputs as the model gives them: some have no batch dimension
-            results = [self.decoder(outputs, transforms[0])]
+            results = [self._decode(outputs, 0, transforms[0])]
         else:
-            results = [self.decoder({k: v[i:i + 1] for k, v in outputs.items()}, transform)
+            results = [self._decode({k: v[i:i + 1] for k, v in outputs.items()}, i, transform)
                        for i, transform in enumerate(transforms)]
         self.timings["infer"] += t1 - t0
         self.timings["postprocess"] += time.perf_counter() - t1
         return results
+
+    def _decode(self, outputs: dict[str, np.ndarray], index: int, transform: Transform) -> Any:
+        """Batch item ``index``'s result; a segmentation class map from the backend's device where it can."""
+        if self.backend.on_device:
+            name = self.decoder.class_map_output(transform)
+            class_map = None if name is None else self.backend.class_map(self.slot, index, name, transform,
+                                                                          self.bundle.input)
+            if class_map is not None:
+                return self.decoder.from_class_map(class_map)
+        return self.decoder(outputs, transform)
 
     def on_boxes(self, image: np.ndarray, boxes: np.ndarray) -> list[Any]:
         """One result per box (frame pixels, any size): crops in batches of the slot's batch size. ``timings``

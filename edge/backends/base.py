@@ -42,6 +42,9 @@ class Backend(ABC):
     """Runs one model file. Subclasses set ``name`` and fill ``inputs``, ``outputs`` and ``slots``."""
 
     name: ClassVar[str]
+    # Whether :meth:`preprocess_frame` / :meth:`class_map` may do the work on the backend's device (the runner
+    # asks only then, so the CPU path pays nothing for them).
+    on_device: ClassVar[bool] = False
 
     def __init__(self, model_path: Path):
         self.model_path = Path(model_path)

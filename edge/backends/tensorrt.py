@@ -109,6 +109,7 @@ class TensorRtBackend(Backend):
     """Runs a deserialised engine; see the module docstring. :func:`open_engine` loads one from a file."""
 
     name = "tensorrt"
+    on_device = True
 
     def __init__(self, model_path: Path, engine: Any, trt: Any, context: CudaContext, *,
                  input_shapes: dict[str, tuple[int, ...]] | None = None, slots: int = 1):

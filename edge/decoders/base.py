@@ -110,6 +110,16 @@ class Decoder(DecoderBase, ABC):
                 names[f.name] = name
         self.args = replace(self.args, **names)
 
+    def class_map_output(self, transform: Transform) -> str | None:
+        """The output whose per-pixel argmax, nearest-resized to the frame, is all this decoder would compute
+        from it for this frame, so a backend may compute it where the logits are (``Backend.class_map``);
+        then :meth:`from_class_map` makes the result. ``None`` (this default): the decoder needs the outputs."""
+        return None
+
+    def from_class_map(self, class_map: np.ndarray) -> Any:
+        """The result of a frame from the class map of :meth:`class_map_output`'s output."""
+        raise NotImplementedError(f"decoder '{self.name}' takes outputs, not class maps")
+
     @abstractmethod
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Any:
         """Decodes one frame's outputs (batch item 0)."""

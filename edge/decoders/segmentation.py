@@ -70,11 +70,14 @@ class _ScoreMapDecoder(Decoder, task="segmentation", args=ScoreMapArgs):
     def classify(self, scores: np.ndarray, axis: int) -> np.ndarray:
         """Class map from scores whose class axis is ``axis``."""
 
+    def _bilinear(self, window: Window) -> bool:
+        return self.upsample == "bilinear" or (self.upsample == "auto" and window.coarseness > COARSE)
+
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Segmentation:
         scores = outputs[self.output][0]
         window = Window.of(scores.shape[1:], self.bundle.input, transform)
         scores = scores[:, window.rows, window.cols]
-        if self.upsample == "bilinear" or (self.upsample == "auto" and window.coarseness > COARSE):
+        if self._bilinear(window):
             size = transform.source_size
             planes = np.ascontiguousarray(scores.transpose(1, 2, 0))
             frame = cv2.warpAffine(planes, window.matrix, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
@@ -149,6 +152,17 @@ class SoftmaxSegmentation(_ScoreMapDecoder, name="softmax", accepts=("instances"
 
     def classify(self, scores: np.ndarray, axis: int) -> np.ndarray:
         return scores.argmax(axis=axis).astype(self.dtype)
+
+    def class_map_output(self, transform: Transform) -> str | None:
+        """The logits, where this frame takes the ``nearest`` path (an argmax and a gather, which a GPU
+        backend does before the logits leave the device) and the output's size is known."""
+        height, width = self.outputs[self.output].shape[2:]
+        if height is None or width is None or self._bilinear(Window.of((height, width), self.bundle.input, transform)):
+            return None
+        return self.output
+
+    def from_class_map(self, class_map: np.ndarray) -> Segmentation:
+        return Segmentation(class_map, self.num_classes, self.multi_label, self.background)
 
 
 class SigmoidSegmentation(_ScoreMapDecoder, name="sigmoid", args=MultiLabelArgs):
