@@ -10,14 +10,27 @@ import argparse
 import json
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from edge import __version__
 from edge.bundle import RESIZES, TASKS, Thresholds
 from edge.errors import EdgeError, UsageError
 
-COMPILE_EXTRA = ("torch", "torchvision", "onnx")  # what `edge compile` imports that the device may lack
+PROJECT_PACKAGES = ("edge", "streams", "compile", "calibration")
+
+
+@contextmanager
+def _needs_compile_extra(command: str) -> Iterator[None]:
+    """A package of the compile extra missing (a runtime-only install, as on a Jetson) → one line naming the
+    extra to install (exit 2), not a traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] in PROJECT_PACKAGES:
+            raise
+        raise UsageError(f"{command} needs the compile extra: pip install 'edge[compile]' ({e})") from None
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -171,12 +184,8 @@ def _checkpoints(given: list[str]) -> str | dict[str, str] | None:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    try:
+    with _needs_compile_extra("edge compile"):
         from compile.build import compile_model
-    except ModuleNotFoundError as e:
-        if e.name not in COMPILE_EXTRA:
-            raise
-        raise UsageError(f"edge compile needs the compile extra (pip install 'edge[compile]'): {e}") from None
     config = _quantize_config(args) if args.int8 else None  # bad --calib/--method/--max-drop fail before compiling
     if not args.int8 and args.calib:
         raise UsageError("--calib: only with --int8")
@@ -213,10 +222,8 @@ def _quantize(bundle, out: str, config) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    try:
-        import onnxruntime.quantization  # noqa: F401  (what the device may lack)
-    except ModuleNotFoundError as e:
-        raise UsageError(f"edge quantize needs ONNX Runtime's quantization tools and onnx: {e}") from None
+    with _needs_compile_extra("edge quantize"):
+        import calibration.int8  # noqa: F401  (onnx, ONNX Runtime's quantization tools: what the device may lack)
     from edge.bundle import load_bundle
 
     config = _quantize_config(args)
