@@ -97,9 +97,12 @@ def render(config_path: str | Path, name: str = "edge", user: str = "edge",
     sysusers = (f"# {name}: the user of {name}.service (written by edge service install)\n"
                 f'u {user} - "edge computer-vision daemon" /var/lib/{name} -\n'
                 + "".join(f"m {user} {group}\n" for group in groups))
+    relative = [p for p in [*config.bundles, *(s.url for s in config.sources if not is_live(s.url))]
+                if not Path(p).is_absolute()]
     paths = [Path(python), config_path, *(Path(b).absolute() for b in config.bundles)]
-    warnings = tuple(f"user {user} may not reach {path}: {folder} is closed to other users"
-                     for path in paths if (folder := unreachable(path)) is not None)
+    warnings = tuple([f"{p}: a relative path, which the service reads from /var/lib/{name}" for p in relative]
+                     + [f"user {user} may not reach {path}: {folder} is closed to other users"
+                        for path in paths if (folder := unreachable(path)) is not None])
     return Service(name, unit, sysusers, warnings)
 
 
