@@ -106,7 +106,8 @@ def test_the_build_context_holds_what_the_wheel_is_built_from():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
     needed = ["pyproject.toml", project["project"]["readme"], *(
-        p.name for p in ROOT.iterdir() if p.is_dir() and any(fnmatch.fnmatch(p.name, pattern) for pattern in packages))]
+        p.name for p in ROOT.iterdir()
+        if (p / "__init__.py").is_file() and any(fnmatch.fnmatch(p.name, pattern) for pattern in packages))]
     ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")]
     assert {"edge", "streams"} <= set(needed)

@@ -36,7 +36,8 @@ def _pyproject() -> dict:
 def _package_folders() -> list[Path]:
     """The top-level packages the wheel holds (pyproject's ``packages.find.include``)."""
     patterns = _pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]
-    return sorted(p for p in ROOT.iterdir() if p.is_dir() and any(p.match(pattern) for pattern in patterns))
+    return sorted(p for p in ROOT.iterdir()
+                  if (p / "__init__.py").is_file() and any(p.match(pattern) for pattern in patterns))
 
 
 def _data_files() -> set[str]:
