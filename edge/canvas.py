@@ -197,6 +197,8 @@ class Canvas:
         for shift in self._shifts:
             left = min(max(x + shift * w, 0), max(width - w, 0))
             in_column = taken[(taken[:, 0] < left + w) & (left < taken[:, 2])]
+            if not ((in_column[:, 1] < anchor + h) & (anchor < in_column[:, 3])).any():
+                return left, anchor  # the usual case: the anchor itself is free
             tops = np.concatenate([anchor + self._steps, in_column[:, 3], in_column[:, 1] - h])
             tops = tops[(tops >= 0) & (tops <= height - h)]
             tops = tops[np.argsort(np.abs(tops - anchor), kind="stable")]
