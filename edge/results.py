@@ -51,7 +51,7 @@ class MaskPatches:
     def visible_areas(self, scores: np.ndarray) -> np.ndarray:
         """[N] pixels where instance i is the one on top (see :meth:`id_map`)."""
         _, _, ids = self._ids_in_window(scores)
-        return np.bincount(ids.ravel(), minlength=len(self.patches) + 1)[1:]
+        return count_values(ids, len(self.patches) + 1)[1:]
 
     def id_map(self, scores: np.ndarray) -> np.ndarray:
         """[H, W] uint16: 0 where no instance, i + 1 where instance i is; where instances overlap the
@@ -66,14 +66,16 @@ class MaskPatches:
         event's pixel counts and the saved map both read it."""
         key = np.ascontiguousarray(scores).tobytes()
         if self._window is None or self._window[0] != key:
-            sizes = np.array([p.shape[::-1] for p in self.patches], np.int64).reshape(-1, 2)
-            (x0, y0), (x1, y1) = (self.origins.min(0), (self.origins + sizes).max(0)) if len(sizes) else ((0, 0),) * 2
+            x0 = y0 = x1 = y1 = 0
+            if self.patches:
+                sizes = np.array([p.shape[::-1] for p in self.patches], np.int64)
+                (x0, y0), (x1, y1) = self.origins.min(0).tolist(), (self.origins + sizes).max(0).tolist()
             ids = np.zeros((y1 - y0, x1 - x0), np.uint16)
             for i in np.argsort(scores, kind="stable").tolist():
                 (x, y), patch = (self.origins[i] - (x0, y0)).tolist(), self.patches[i]
                 region = ids[y:y + patch.shape[0], x:x + patch.shape[1]]
                 region[patch] = i + 1
-            self._window = key, int(x0), int(y0), ids
+            self._window = key, x0, y0, ids
         return self._window[1:]
 
 
