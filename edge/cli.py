@@ -181,7 +181,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _quantize_config(args: argparse.Namespace):
-    from calibration.int8 import QuantizeConfig
+    from calibration.quantize_bundle import QuantizeConfig
 
     if not args.calib:
         raise UsageError("--calib: give calibration footage (a video, an image folder or a glob)")
@@ -189,7 +189,7 @@ def _quantize_config(args: argparse.Namespace):
 
 
 def _quantize(bundle, out: str, config) -> int:
-    from calibration.int8 import format_report, quantize_bundle
+    from calibration.quantize_bundle import format_report, quantize_bundle
 
     result = quantize_bundle(bundle, Path(out), config)
     print(format_report(result.report))

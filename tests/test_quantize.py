@@ -13,9 +13,9 @@ pytest.importorskip("onnxruntime.quantization")
 
 from calibration import dataset  # noqa: E402
 from calibration.dataset import calibration_set  # noqa: E402
-from calibration.int8 import Gate  # noqa: E402
+from calibration.quantize_bundle import Gate  # noqa: E402
 from calibration.lint import QdqLintError, lint_qdq  # noqa: E402
-from calibration.quantize import TENSORRT, TensorReader, prepare, quantize  # noqa: E402
+from calibration.ptq import TENSORRT, TensorReader, prepare, quantize  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.cli import main  # noqa: E402
 from edge.model import Model  # noqa: E402
@@ -190,7 +190,7 @@ def test_edge_quantize_espnet_on_person_footage(espnet_bundle, assets, tmp_path,
 def test_edge_quantize_that_cannot_pass_writes_nothing(espnet_bundle, assets, tmp_path, capsys, monkeypatch):
     """--max-drop 0 demands a bit-exact int8 model: the gate fails with one line, exit 4, --out untouched."""
     monkeypatch.setenv("EDGE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("calibration.int8.MAX_FLOAT_SHARE", 0.0)  # no search: the first failure is final
+    monkeypatch.setattr("calibration.quantize_bundle.MAX_FLOAT_SHARE", 0.0)  # no search: the first failure is final
     out = tmp_path / "int8"
     out.mkdir()
     (out / "keep.txt").write_text("mine")

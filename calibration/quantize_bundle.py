@@ -1,6 +1,6 @@
 """``edge quantize``: an fp32 bundle → an INT8 bundle that passed the accuracy gate, or no bundle at all.
 
-Steps: calibration set (:mod:`calibration.dataset`) → the model made ready (:func:`calibration.quantize.prepare`)
+Steps: calibration set (:mod:`calibration.dataset`) → the model made ready (:func:`calibration.ptq.prepare`)
 → one TensorRT-style s8s8 Q/DQ model per calibration method, each scored by the gate → if the best falls
 short, the most sensitive layers (:mod:`calibration.sensitivity`) are kept in float, as few as pass → lint
 (:mod:`calibration.lint`) → the CPU variant (u8s8) and the latencies → the bundle.
@@ -26,7 +26,7 @@ from calibration.agreement import METRICS, task_agreement
 from calibration.dataset import CalibrationSet, calibration_set, progress
 from calibration.lint import lint_qdq
 from calibration.measure import cpu_latency_ms, predictions, segmentation_classes
-from calibration.quantize import CPU, METHODS, TENSORRT, TensorReader, Variant, prepare, quantize
+from calibration.ptq import CPU, METHODS, TENSORRT, TensorReader, Variant, prepare, quantize
 from calibration.sensitivity import rank_nodes
 from edge.bundle import Bundle, write_bundle
 from edge.decoders import DECODERS, Cascade
