@@ -13,9 +13,9 @@ pytest.importorskip("onnxruntime.quantization")
 
 from calibration import dataset  # noqa: E402
 from calibration.dataset import calibration_set  # noqa: E402
-from calibration.quantize_bundle import Gate  # noqa: E402
 from calibration.lint import QdqLintError, lint_qdq  # noqa: E402
 from calibration.ptq import TENSORRT, TensorReader, prepare, quantize  # noqa: E402
+from calibration.quantize_bundle import Gate  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.cli import main  # noqa: E402
 from edge.model import Model  # noqa: E402
@@ -69,7 +69,10 @@ def _replace(model, name, array):
 
 @pytest.mark.parametrize("plant, message", [
     ("zero_point", "zero point is not 0"),
-    ("per_tensor_weight", "weights must be per-channel"),
+    ("weight_axis", "per-channel axis 1, but the output channels are on axis 0"),
+    ("weight_scales", "scales for"),
+    ("per_channel_activation", "scales on an activation"),
+    ("negative_scale", "scale must be a positive build-time constant"),
     ("uint8", "uint8, not int8"),
     ("opset", "opset 11"),
 ])
@@ -78,12 +81,20 @@ def test_lint_names_the_node_that_breaks_a_rule(yolox_s8s8, plant, message):
     nodes = list(model.graph.node)
     quantize_node = next(n for n in nodes if n.op_type == "QuantizeLinear")
     weight_dq = next(n for n in nodes if n.op_type == "DequantizeLinear" and n.input[0].endswith("_quantized"))
+    weight_scale = numpy_helper.to_array(_initializer(model, weight_dq.input[1]))
     if plant == "zero_point":
         _replace(model, quantize_node.input[2], np.array(3, np.int8))
-    elif plant == "per_tensor_weight":
-        scale = numpy_helper.to_array(_initializer(model, weight_dq.input[1]))
-        _replace(model, weight_dq.input[1], np.array(scale.max(), np.float32))
-        _replace(model, weight_dq.input[2], np.array(0, np.int8))
+    elif plant == "weight_axis":
+        weight_dq.attribute.append(helper.make_attribute("axis", 1))
+        del weight_dq.attribute[0]  # ORT wrote axis 0 first
+    elif plant == "weight_scales":
+        _replace(model, weight_dq.input[1], weight_scale[:-1].copy())
+        _replace(model, weight_dq.input[2], np.zeros(len(weight_scale) - 1, np.int8))
+    elif plant == "per_channel_activation":
+        _replace(model, quantize_node.input[1], np.full(3, 0.5, np.float32))
+        _replace(model, quantize_node.input[2], np.zeros(3, np.int8))
+    elif plant == "negative_scale":
+        _replace(model, weight_dq.input[1], -weight_scale)
     elif plant == "uint8":
         _replace(model, quantize_node.input[2], np.array(0, np.uint8))
     else:
@@ -92,6 +103,39 @@ def test_lint_names_the_node_that_breaks_a_rule(yolox_s8s8, plant, message):
         lint_qdq(model)
     if plant != "opset":
         assert "'" in str(error.value)  # the node is named
+
+
+def test_lint_takes_per_tensor_weights_as_tensorrt_does(yolox_s8s8):
+    """A scalar weight scale without ``axis`` is per-tensor (not ONNX's default axis 1): legal, if less accurate."""
+    model = onnx.load(str(yolox_s8s8))
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0].endswith("_quantized"):
+            scale = numpy_helper.to_array(_initializer(model, node.input[1]))
+            _replace(model, node.input[1], np.array(scale.max(), np.float32))
+            _replace(model, node.input[2], np.array(0, np.int8))
+            del node.attribute[:]
+    assert lint_qdq(model) > 100
+
+
+def test_lint_accepts_a_modelopt_export_with_a_one_channel_conv(tmp_path):
+    """ModelOpt's torch quantizer exports scales and zero points as Constant nodes (zero points through a Cast),
+    and a one-output conv (YOLOX's objectness head) gets a scalar weight scale with no axis; the export is valid
+    Q/DQ that TensorRT builds, so the lint passes it."""
+    torch = pytest.importorskip("torch")
+    mtq = pytest.importorskip("modelopt.torch.quantization")
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.SiLU(), nn.Conv2d(64, 1, 1)).eval()
+    frames = [torch.randn(2, 3, 16, 16) for _ in range(4)]
+    mtq.quantize(model, mtq.INT8_DEFAULT_CFG, lambda m: [m(x) for x in frames])
+    torch.onnx.export(model, frames[0][:1], str(tmp_path / "qat.onnx"), opset_version=17, dynamo=False)
+    exported = onnx.load(str(tmp_path / "qat.onnx"))
+    kinds = {n.op_type for n in exported.graph.node}
+    assert {"Constant", "QuantizeLinear", "DequantizeLinear"} <= kinds
+    one_channel = [n for n in exported.graph.node if n.op_type == "DequantizeLinear" and "2/weight" in n.name]
+    assert one_channel and not any(a.name == "axis" for a in one_channel[0].attribute)
+    assert lint_qdq(exported) == 8  # input and weight of two convs, Q and DQ each
 
 
 def test_the_gate_rejects_a_planted_wrong_scale(yolox_bundle, yolox_set, tmp_path):
