@@ -169,20 +169,33 @@ def segmentation_agreement(reference: Sequence[np.ndarray], candidate: Sequence[
                      {"pixel agreement": list(agree), "classes (share of reference pixels)": kept_ids})
 
 
+def miou_agreement(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray], classes: int,
+                   ignore: int | None = None, metric: str = "mIoU") -> Agreement:
+    """Mean IoU over the classes present in either map (``[H, W]`` integer ids below ``classes``), as labelled
+    benchmarks report it; pixels whose reference is ``ignore`` (VOC's 255 borders) or not below ``classes`` do
+    not count."""
+    per_frame = np.zeros((len(reference), classes * classes))
+    for frame, (ref, cand) in enumerate(zip(reference, candidate)):
+        keep = (ref < classes) & ((ref != ignore) if ignore is not None else True)
+        pairs = ref[keep].astype(np.int64) * classes + np.minimum(cand[keep].astype(np.int64), classes - 1)
+        per_frame[frame] = np.bincount(pairs, minlength=classes * classes)
+
+    def miou(weights: np.ndarray) -> np.ndarray:
+        confusion = (weights @ per_frame).reshape(-1, classes, classes)
+        hit = np.diagonal(confusion, axis1=1, axis2=2)
+        union = confusion.sum(1) + confusion.sum(2) - hit
+        present = union > 0
+        return np.where(present, hit / np.maximum(union, 1), 0).sum(1) / np.maximum(present.sum(1), 1)
+
+    if not len(reference):
+        return Agreement(metric, 1.0, 1.0, 1.0)
+    return Agreement(metric, *bootstrap(miou, len(reference)))
+
+
 def segmentation_miou(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray], classes: int,
                       ignore: int | None = None) -> float:
-    """Mean IoU over the classes present in either map (``[H, W]`` integer ids below ``classes``), as labelled
-    benchmarks report it; pixels whose reference is ``ignore`` (VOC's 255 borders) do not count."""
-    confusion = np.zeros(classes * classes, np.int64)
-    for ref, cand in zip(reference, candidate):
-        keep = (ref != ignore) if ignore is not None else np.ones(ref.shape, bool)
-        ref, cand = ref[keep].astype(np.int64), cand[keep].astype(np.int64)
-        confusion += np.bincount(ref * classes + np.minimum(cand, classes - 1), minlength=classes * classes)
-    confusion = confusion.reshape(classes, classes)
-    intersection = np.diag(confusion)
-    union = confusion.sum(0) + confusion.sum(1) - intersection
-    present = union > 0
-    return float((intersection[present] / union[present]).mean()) if present.any() else 1.0
+    """:func:`miou_agreement`'s score alone."""
+    return miou_agreement(reference, candidate, classes, ignore).score
 
 
 # ---- pose and classification
