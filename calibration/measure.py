@@ -79,12 +79,6 @@ def _comparable(result: object) -> object:
     raise UsageError(f"results of type {type(result).__name__} have no agreement metric")
 
 
-def segmentation_classes(bundle: Bundle) -> int:
-    """How many distinct ids a class map can hold: multi-label maps hold one bit per class."""
-    classes = len(bundle.labels) or int(bundle.decoder_args.get("classes", 256))
-    return 1 << classes if bundle.decoder == "sigmoid" else classes
-
-
 def cpu_latency_ms(onnx: Path, spec: InputSpec, runs: int = LATENCY_RUNS) -> float:
     """Median wall time of one inference with ONNX Runtime on this CPU, on a random input, after warm-up runs."""
     session = open_session(onnx)
