@@ -51,23 +51,35 @@ def equalize(prepared: Path, out: Path, batches: Iterable[np.ndarray], input_nam
 def channel_ranges(model: onnx.ModelProto, tensors: list[str], batches: Iterable[np.ndarray], input_name: str,
                    scratch: Path) -> dict[str, np.ndarray]:
     """Per-channel absolute maximum (axis 1) of ``tensors`` over the batches, from one ONNX Runtime session."""
+    return channel_ranges_and_means(model, tensors, batches, input_name, scratch)[0]
+
+
+def channel_ranges_and_means(model: onnx.ModelProto, tensors: list[str], batches: Iterable[np.ndarray],
+                             input_name: str, scratch: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-channel absolute maximum and mean (axis 1) of ``tensors`` over the batches, from one ORT session
+    (``scratch``: a file name the probing model is written beside)."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     known = {o.name for o in probe.graph.output}
     probe.graph.output.extend(helper.make_empty_tensor_value_info(t) for t in tensors if t not in known)
-    path = scratch.with_suffix(".ranges.onnx")
+    path = scratch.with_suffix(".probe.onnx")
     onnx.save(probe, str(path))
     session = open_session(path)
     names = [o.name for o in session.get_outputs()]
     wanted = [names.index(t) for t in tensors]
     ranges: dict[str, np.ndarray] = {}
+    sums: dict[str, np.ndarray] = {}
+    count = 0
     for batch in batches:
         values = session.run(None, {input_name: batch})
+        count += 1
         for tensor, index in zip(tensors, wanted):
-            peak = np.abs(values[index]).max(axis=tuple(i for i in range(values[index].ndim) if i != 1))
+            axes = tuple(i for i in range(values[index].ndim) if i != 1)
+            peak = np.abs(values[index]).max(axis=axes)
             ranges[tensor] = np.maximum(ranges.get(tensor, peak), peak)
+            sums[tensor] = sums.get(tensor, 0) + values[index].mean(axis=axes, dtype=np.float64)
     path.unlink()
-    return ranges
+    return ranges, {tensor: total / max(count, 1) for tensor, total in sums.items()}
 
 
 def _initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:

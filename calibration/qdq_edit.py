@@ -23,7 +23,7 @@ def quantized_layers(model: onnx.ModelProto) -> list[str]:
     """Names of the weighted layers (Conv, ConvTranspose, MatMul, Gemm) that read a dequantized input."""
     producers = {out: n for n in model.graph.node for out in n.output}
     return [n.name for n in model.graph.node if n.op_type in WEIGHT_INPUTS
-            and any(_pair_source(i, producers) is not None for i in n.input)]
+            and any(pair_source(i, producers) is not None for i in n.input)]
 
 
 def weighted_layers(model: onnx.ModelProto) -> int:
@@ -40,7 +40,7 @@ def keep_in_float(model: onnx.ModelProto, layers: Collection[str]) -> onnx.Model
     for node in edited.graph.node:
         if node.name in wanted:
             for index, name in enumerate(node.input):
-                source = _pair_source(name, producers)
+                source = pair_source(name, producers)
                 if source is not None:
                     node.input[index] = source
     _drop_unread(edited)
@@ -57,7 +57,7 @@ def weighted_only(model: onnx.ModelProto) -> onnx.ModelProto:
     for node in edited.graph.node:
         if node.op_type not in WEIGHT_INPUTS and node.op_type not in DEAD_OPS:
             for index, name in enumerate(node.input):
-                source = _pair_source(name, producers)
+                source = pair_source(name, producers)
                 if source is not None:
                     node.input[index] = source
     _drop_unread(edited)
@@ -69,7 +69,7 @@ def only_quantized(model: onnx.ModelProto, layer: str) -> onnx.ModelProto:
     return keep_in_float(model, [name for name in quantized_layers(model) if name != layer])
 
 
-def _pair_source(name: str, producers: dict[str, onnx.NodeProto]) -> str | None:
+def pair_source(name: str, producers: dict[str, onnx.NodeProto]) -> str | None:
     """The float tensor behind ``name`` when ``name`` is the output of a Q → DQ pair (through Identity/Cast)."""
     dq = producers.get(name)
     while dq is not None and dq.op_type in PASS_THROUGH:

@@ -2,7 +2,8 @@
 
 Steps: calibration set (:mod:`calibration.dataset`) → the gate's reference and noise floor (:mod:`calibration.gate`)
 → the model made ready (:func:`calibration.ptq.prepare`) and equalized (:mod:`calibration.equalize`) → one
-TensorRT-style s8s8 Q/DQ model per calibration method, with and without equalization, each scored by the gate →
+TensorRT-style s8s8 Q/DQ model per calibration method, with and without equalization, each also with its biases
+corrected (:mod:`calibration.bias_correction`), each scored by the gate →
 while the best falls short: the keep-in-float search (:mod:`calibration.search`, at most ``max_float`` of the
 weighted layers), then, with ``--qat STEPS``, quantization-aware distillation (:mod:`calibration.qat`) and the
 search again on its result → lint (:mod:`calibration.lint`) → the CPU variant (u8s8) and the latencies → the
@@ -20,6 +21,7 @@ from typing import Any
 import onnx
 
 from calibration.agreement import Agreement
+from calibration.bias_correction import correct_biases
 from calibration.dataset import calibration_set
 from calibration.equalize import equalize
 from calibration.gate import Gate
@@ -38,6 +40,7 @@ from edge.progress import say
 __all__ = ["GateFailed", "QuantizeConfig", "Quantized", "Trial", "format_report", "quantize_bundle"]
 
 SENSITIVITY_FRAMES = 4  # calibration frames the per-tensor noise is measured on (all tensors are kept in memory)
+BIAS_FRAMES = 16  # calibration frames each layer's mean output shift is measured on
 DEFAULT_METHOD = "percentile"
 
 
@@ -78,9 +81,10 @@ class GateFailed(EdgeError):
 class Trial:
     """One quantized candidate and its gate score."""
 
-    name: str  # "percentile", "percentile+equalized", "qat+equalized", ...
+    name: str  # "percentile", "percentile+equalized+bias", "qat+equalized", ...
     method: str
     equalized: bool
+    corrected: bool
     kept_in_float: list[str]
     agreement: Agreement
     path: Path = field(repr=False)
@@ -117,13 +121,21 @@ class _Run:
         self.searches: dict[str, dict] = {}
         self.probe: Probe | None = None
 
-    def ptq(self, method: str, equalized: bool) -> Trial:
+    def ptq(self, method: str, equalized: bool) -> list[Trial]:
+        """The method's quantization of the plain or equalized model, and the same with biases corrected."""
         source = self.equalized if equalized else self.prepared
         name = method + ("+equalized" if equalized else "")
         say(f"quantize: {name}")
         ranges = self.scratch / f"{name}.ranges.json"
         path = quantize(source, self.scratch / f"{name}.onnx", self.reader, method, TENSORRT, ranges)
-        return self._scored(Trial(name, method, equalized, [], self.gate.score(path), path, source, ranges))
+        trial = self._scored(Trial(name, method, equalized, False, [], self.gate.score(path), path, source, ranges))
+        return [trial, self.corrected(trial)]
+
+    def corrected(self, trial: Trial) -> Trial:
+        path = correct_biases(trial.path, self.scratch / f"{trial.name}+bias.onnx",
+                              self.batches[:BIAS_FRAMES], self.bundle.input.name)
+        return self._scored(Trial(f"{trial.name}+bias", trial.method, trial.equalized, True, [],
+                                  self.gate.score(path), path, trial.source, trial.ranges))
 
     def _scored(self, trial: Trial) -> Trial:
         say(f"  {trial.name}, {len(trial.kept_in_float)} layer(s) in float: {trial.agreement.describe()}")
@@ -144,8 +156,8 @@ class _Run:
         def evaluate(kept: list[str]) -> Trial:
             path = self.scratch / f"{trial.name}.float{len(kept)}.onnx"
             onnx.save(keep_in_float(model, kept), str(path))
-            return self._scored(Trial(trial.name, trial.method, trial.equalized, kept, self.gate.score(path), path,
-                                      trial.source, trial.ranges))
+            return self._scored(Trial(trial.name, trial.method, trial.equalized, trial.corrected, kept,
+                                      self.gate.score(path), path, trial.source, trial.ranges))
 
         passed, tried = fewest_in_float(evaluate, lambda t: self.gate.passes(t.agreement), ranked, self.limit)
         self.searches[trial.name] = {
@@ -162,9 +174,10 @@ class _Run:
         result = quantization_aware_distillation(source, self.bundle, self.calibration.tensors,
                                                  self.config.qat_steps, self.scratch)
         self.qat_result = result
-        trial = Trial("qat+equalized", start.method, True, [], self.gate.score(result.quantized), result.quantized,
-                      prepare(result.weights, self.scratch / "qat.prepared.onnx"), self.scratch / "qat.ranges.json")
-        return self._scored(trial)
+        trial = self._scored(Trial("qat+equalized", start.method, True, False, [], self.gate.score(result.quantized),
+                                   result.quantized, prepare(result.weights, self.scratch / "qat.prepared.onnx"),
+                                   self.scratch / "qat.ranges.json"))
+        return max([trial, self.corrected(trial)], key=lambda t: t.score)
 
 
 def quantize_bundle(bundle: Bundle, out: Path, config: QuantizeConfig) -> Quantized:
@@ -179,7 +192,7 @@ def quantize_bundle(bundle: Bundle, out: Path, config: QuantizeConfig) -> Quanti
     with tempfile.TemporaryDirectory(prefix="edge-quantize-") as folder:
         run = _Run(bundle, config, Path(folder))
         methods = list(METHODS) if config.method == "auto" else [config.method]
-        tried = [run.ptq(method, equalized) for equalized in (False, True) for method in methods]
+        tried = [trial for equalized in (False, True) for method in methods for trial in run.ptq(method, equalized)]
         best = max(tried, key=lambda t: t.score)
         if not run.gate.passes(best.agreement):
             best = run.search(best)
@@ -193,7 +206,10 @@ def quantize_bundle(bundle: Bundle, out: Path, config: QuantizeConfig) -> Quanti
         say("quantize: the CPU variant (u8s8)")
         cpu_path = quantize(best.source, run.scratch / "u8s8.onnx", run.reader, best.method, CPU, best.ranges,
                             best.kept_in_float)
-        cpu = Trial("u8s8", best.method, best.equalized, best.kept_in_float, run.gate.score(cpu_path), cpu_path,
-                    best.source, best.ranges)
+        if best.corrected:
+            cpu_path = correct_biases(cpu_path, run.scratch / "u8s8+bias.onnx", run.batches[:BIAS_FRAMES],
+                                      bundle.input.name)
+        cpu = Trial("u8s8", best.method, best.equalized, best.corrected, best.kept_in_float, run.gate.score(cpu_path),
+                    cpu_path, best.source, best.ranges)
         report = build_report(bundle, config, run, tried, best, cpu, qat, time.monotonic() - started)
         return Quantized(write_int8_bundle(bundle, out, best.path, cpu.path, report), report)

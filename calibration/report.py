@@ -16,7 +16,7 @@ from edge.progress import say
 
 def _trial_json(trial) -> dict[str, Any]:
     a = trial.agreement
-    return {"name": trial.name, "method": trial.method, "equalized": trial.equalized,
+    return {"name": trial.name, "method": trial.method, "equalized": trial.equalized, "bias_corrected": trial.corrected,
             "kept_in_float": list(trial.kept_in_float), "score": a.score, "interval": [a.low, a.high],
             "metric": a.metric, "details": a.details}
 

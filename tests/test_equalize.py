@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 pytest.importorskip("onnxruntime.quantization")
 
+from calibration.bias_correction import correct_biases  # noqa: E402
 from calibration.dataset import calibration_set  # noqa: E402
 from calibration.equalize import MAX_SCALE, channel_ranges, equalize  # noqa: E402
 from calibration.ptq import TENSORRT, TensorReader, prepare, quantize  # noqa: E402
@@ -108,3 +109,29 @@ def test_layers_go_back_to_float_by_a_graph_edit(yolox_bundle, yolox_equalized, 
     alone = only_quantized(model, "Conv_44")
     assert quantized_layers(alone) == ["Conv_44"]
     assert sum(n.op_type == "QuantizeLinear" for n in alone.graph.node) == 2  # its input and its weight
+
+
+def test_bias_correction_takes_out_each_layer_s_mean_error(tmp_path):
+    """Weights that all round the same way (0.004 on a per-channel grid of 1/127) shift every output channel by the
+    same amount on every pixel; the corrected bias takes the shift out, on frames it was not measured on."""
+    rng = np.random.default_rng(1)
+    weight = np.full((4, 4, 1, 1), 0.004, np.float32)
+    weight[:, 0] = 1.0
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], "conv")], "shifted",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(np.zeros(4, np.float32), "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "fp32.onnx"))
+    batches = [rng.uniform(0, 1, (1, 4, 8, 8)).astype(np.float32) for _ in range(12)]
+    quantized = quantize(tmp_path / "fp32.onnx", tmp_path / "s8s8.onnx", TensorReader("x", batches[:8]), "minmax",
+                         TENSORRT, tmp_path / "ranges.json")
+    corrected = correct_biases(quantized, tmp_path / "corrected.onnx", batches[:8], "x")
+    reference = open_session(tmp_path / "fp32.onnx")
+    shifts = {}
+    for label, path in (("quantized", quantized), ("corrected", corrected)):
+        session = open_session(path)
+        shifts[label] = np.mean([session.run(None, {"x": b})[0] - reference.run(None, {"x": b})[0]
+                                 for b in batches[8:]], axis=(0, 1, 3, 4))
+    assert (shifts["quantized"] > 0.004).all()  # 3 × ~0.0039 × mean input 0.5, give or take the input's rounding
+    assert (np.abs(shifts["corrected"]) < 0.1 * shifts["quantized"]).all()
