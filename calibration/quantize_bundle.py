@@ -41,6 +41,7 @@ __all__ = ["GateFailed", "QuantizeConfig", "Quantized", "Trial", "format_report"
 
 SENSITIVITY_FRAMES = 4  # calibration frames the per-tensor noise is measured on (all tensors are kept in memory)
 BIAS_FRAMES = 16  # calibration frames each layer's mean output shift is measured on
+PROBE_FRAMES = 12  # search frames each layer is measured on alone (a ranking, not a verdict: the gate judges)
 DEFAULT_METHOD = "percentile"
 
 
@@ -149,7 +150,8 @@ class _Run:
                                       self.scratch) if n in set(layers)]
         order = sqnr + [n for n in layers if n not in set(sqnr)]
         if self.probe is None:
-            self.probe = Probe(self.bundle, self.calibration.search or self.calibration.holdout[:8], self.scratch)
+            frames = self.calibration.search or self.calibration.holdout
+            self.probe = Probe(self.bundle, frames[:PROBE_FRAMES], self.scratch)
         started = time.monotonic()
         ranked, measured = rank_by_effect(model, order, self.probe, self.config.search_budget_s)
 
@@ -194,22 +196,23 @@ def quantize_bundle(bundle: Bundle, out: Path, config: QuantizeConfig) -> Quanti
         methods = list(METHODS) if config.method == "auto" else [config.method]
         tried = [trial for equalized in (False, True) for method in methods for trial in run.ptq(method, equalized)]
         best = max(tried, key=lambda t: t.score)
-        if not run.gate.passes(best.agreement):
+        if not run.gate.passes(best.agreement) and run.limit:
             best = run.search(best)
         qat = None
         if not run.gate.passes(best.agreement) and config.qat_steps:
             qat = run.qat(best)
-            best = qat if run.gate.passes(qat.agreement) else max([best, run.search(qat)], key=lambda t: t.score)
+            if not run.gate.passes(qat.agreement) and run.limit:
+                qat = run.search(qat)
+            best = max([best, qat], key=lambda t: t.score)
         if not run.gate.passes(best.agreement):
             raise GateFailed(failure(bundle, run.gate, best, tried, qat, run.limit, run.weighted))
         lint_qdq(onnx.load(str(best.path)))
         say("quantize: the CPU variant (u8s8)")
         cpu_path = quantize(best.source, run.scratch / "u8s8.onnx", run.reader, best.method, CPU, best.ranges,
                             best.kept_in_float)
-        if best.corrected:
-            cpu_path = correct_biases(cpu_path, run.scratch / "u8s8+bias.onnx", run.batches[:BIAS_FRAMES],
-                                      bundle.input.name)
-        cpu = Trial("u8s8", best.method, best.equalized, best.corrected, best.kept_in_float, run.gate.score(cpu_path),
+        cpu = Trial("u8s8", best.method, best.equalized, False, best.kept_in_float, run.gate.score(cpu_path),
                     cpu_path, best.source, best.ranges)
+        if best.corrected:
+            cpu = max([cpu, run.corrected(cpu)], key=lambda t: t.score)
         report = build_report(bundle, config, run, tried, best, cpu, qat, time.monotonic() - started)
         return Quantized(write_int8_bundle(bundle, out, best.path, cpu.path, report), report)

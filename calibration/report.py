@@ -67,11 +67,11 @@ def format_report(report: dict[str, Any]) -> str:
     floor = gate["floor"]
     lines = [f"gate: {gate['metric']} against {gate['basis']}, {gate['frames']} frames; fp32 floor {floor[0]:.4f} "
              f"[{floor[1]:.4f}, {floor[2]:.4f}], required >= {report['required']:.4f}",
-             f"{'candidate':<24} {'in float':>8} {'score':>8}  95 % interval"]
+             f"{'candidate':<26} {'in float':>8} {'score':>8}  95 % interval"]
     rows = [*report["ptq"], *([report["qat"]] if report["qat"] else []), report["chosen"]]
     for i, row in enumerate(rows):
         mark = "   <- chosen" if i == len(rows) - 1 else ""
-        lines.append(f"{row['name']:<24} {len(row['kept_in_float']):>8} {row['score']:>8.4f}  "
+        lines.append(f"{row['name']:<26} {len(row['kept_in_float']):>8} {row['score']:>8.4f}  "
                      f"[{row['interval'][0]:.4f}, {row['interval'][1]:.4f}]{mark}")
     kept = report["kept_in_float"]
     lines.append(f"kept in float: {len(kept)} of {report['weighted_layers']} weighted layers"

@@ -82,9 +82,9 @@ def _replace(model, name, array):
 ])
 def test_lint_names_the_node_that_breaks_a_rule(yolox_s8s8, plant, message):
     model = onnx.load(str(yolox_s8s8))
-    nodes = list(model.graph.node)
-    quantize_node = next(n for n in nodes if n.op_type == "QuantizeLinear")
-    weight_dq = next(n for n in nodes if n.op_type == "DequantizeLinear" and n.input[0].endswith("_quantized"))
+    constants = {t.name for t in model.graph.initializer}
+    quantize_node = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in constants)
+    weight_dq = _weight_pairs(model)[0][1]
     weight_scale = numpy_helper.to_array(_initializer(model, weight_dq.input[1]))
     if plant == "zero_point":
         _replace(model, quantize_node.input[2], np.array(3, np.int8))
@@ -112,13 +112,24 @@ def test_lint_names_the_node_that_breaks_a_rule(yolox_s8s8, plant, message):
 def test_lint_takes_per_tensor_weights_as_tensorrt_does(yolox_s8s8):
     """A scalar weight scale without ``axis`` is per-tensor (not ONNX's default axis 1): legal, if less accurate."""
     model = onnx.load(str(yolox_s8s8))
-    for node in model.graph.node:
-        if node.op_type == "DequantizeLinear" and node.input[0].endswith("_quantized"):
-            scale = numpy_helper.to_array(_initializer(model, node.input[1]))
-            _replace(model, node.input[1], np.array(scale.max(), np.float32))
-            _replace(model, node.input[2], np.array(0, np.int8))
+    for pair in _weight_pairs(model):
+        scale = numpy_helper.to_array(_initializer(model, pair[1].input[1]))
+        _replace(model, pair[1].input[1], np.array(scale.max(), np.float32))
+        _replace(model, pair[1].input[2], np.array(0, np.int8))
+        for node in pair:
             del node.attribute[:]
     assert lint_qdq(model) > 100
+
+
+def _weight_pairs(model):
+    """(Q, DQ) of every conv weight (float weights behind their own pair, as the s8s8 variant writes them)."""
+    producers = {out: n for n in model.graph.node for out in n.output}
+    pairs = []
+    for conv in (n for n in model.graph.node if n.op_type == "Conv"):
+        dq = producers.get(conv.input[1])
+        if dq is not None and dq.op_type == "DequantizeLinear":
+            pairs.append((producers[dq.input[0]], dq))
+    return pairs
 
 
 def test_lint_accepts_a_modelopt_export_with_a_one_channel_conv(tmp_path):
@@ -142,7 +153,7 @@ def test_lint_accepts_a_modelopt_export_with_a_one_channel_conv(tmp_path):
     assert lint_qdq(exported) == 8  # input and weight of two convs, Q and DQ each
 
 
-def test_the_noise_floor_is_fp32_against_itself_below_one(yolox_gate, capsys):
+def test_the_noise_floor_is_fp32_against_itself_below_one(yolox_gate):
     """fp32 against fp32 on the same frames with camera noise and a JPEG re-encode does not score 1: that is the
     floor the allowance is taken from, with its bootstrap interval."""
     floor = yolox_gate.floor
@@ -151,7 +162,7 @@ def test_the_noise_floor_is_fp32_against_itself_below_one(yolox_gate, capsys):
     assert yolox_gate.required == pytest.approx(floor.score - 0.01)
     assert floor.metric in ("class-aware mAP@0.5", "class-agnostic mAP@0.5")
     described = yolox_gate.describe()
-    assert described["floor"][0] == floor.score and described["frames"] == 32
+    assert described["floor"][0] == floor.score and described["frames"] == len(yolox_gate.frames) >= 20
 
 
 def test_the_gate_rejects_a_planted_wrong_scale(yolox_bundle, yolox_set, yolox_gate, tmp_path):
