@@ -10,7 +10,7 @@ many sets of layers, and "this layer alone quantized" is the same edit with ever
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import onnx
 
@@ -33,29 +33,24 @@ def weighted_layers(model: onnx.ModelProto) -> int:
 
 def keep_in_float(model: onnx.ModelProto, layers: Collection[str]) -> onnx.ModelProto:
     """A copy of ``model`` in which the named layers read float inputs; unread Q/DQ nodes removed."""
-    edited = onnx.ModelProto()
-    edited.CopyFrom(model)
     wanted = set(layers)
-    producers = {out: n for n in edited.graph.node for out in n.output}
-    for node in edited.graph.node:
-        if node.name in wanted:
-            for index, name in enumerate(node.input):
-                source = pair_source(name, producers)
-                if source is not None:
-                    node.input[index] = source
-    _drop_unread(edited)
-    return edited
+    return _bypass(model, lambda node: node.name in wanted)
 
 
 def weighted_only(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy in which only weighted layers read dequantized activations; every other reader of a Q → DQ pair's
     output (ONNX Runtime's quantizer rewires a Resize or a pooling that shares the tensor with a convolution)
     reads the float tensor again: Q/DQ at the inputs of weighted layers only, TensorRT's recommended placement."""
+    return _bypass(model, lambda node: node.op_type not in WEIGHT_INPUTS and node.op_type not in DEAD_OPS)
+
+
+def _bypass(model: onnx.ModelProto, chosen: Callable[[onnx.NodeProto], bool]) -> onnx.ModelProto:
+    """A copy in which the ``chosen`` nodes read the float tensor behind each Q → DQ pair they read."""
     edited = onnx.ModelProto()
     edited.CopyFrom(model)
     producers = {out: n for n in edited.graph.node for out in n.output}
     for node in edited.graph.node:
-        if node.op_type not in WEIGHT_INPUTS and node.op_type not in DEAD_OPS:
+        if chosen(node):
             for index, name in enumerate(node.input):
                 source = pair_source(name, producers)
                 if source is not None:
