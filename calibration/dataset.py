@@ -3,7 +3,8 @@
 A set has two disjoint parts: the *calibration* tensors, which the quantizer measures activation ranges on,
 and the *held-out* frames (BGR, as decoded), which the accuracy gate compares fp32 and int8 on. Both come from
 one :func:`calibration.frames.sample_frames` draw split by :func:`calibration.frames.split_holdout`, so they
-span the same footage and never share a frame.
+span the same footage and never share a frame. A few calibration frames are also kept as BGR (*search* frames):
+the keep-in-float search measures each layer's effect on them, so that the gate's frames only judge.
 
 Sampling decodes every source twice, which is the slow part; the set is therefore cached as one ``.npz`` under
 ``$EDGE_CACHE/calibration`` (default ``~/.cache/edge/calibration``), keyed by a hash of the sources (path, size,
@@ -18,7 +19,6 @@ import hashlib
 import io
 import json
 import os
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -26,19 +26,22 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.frames import sample_frames, split_holdout
+from calibration.frames import sample_frames, split_holdout, spread_order
 from edge.bundle import InputSpec
 from edge.errors import BadInputError, UsageError
 from edge.preprocess import Preprocessor
+from edge.progress import say
 
-CACHE_VERSION = 1  # bump when the cached layout or the sampling changes
+CACHE_VERSION = 2  # bump when the cached layout or the sampling changes
+SEARCH_FRAMES = 32  # calibration frames also kept as BGR for the keep-in-float search
 
 
 @dataclass(frozen=True)
 class CalibrationSet:
     """Preprocessed calibration tensors ``[N, ...]`` (input shape without the batch) and BGR held-out frames.
 
-    ``calibration_frames`` and ``holdout_frames`` name each frame as ``(source, index in the source)``.
+    ``calibration_frames`` and ``holdout_frames`` name each frame as ``(source, index in the source)``;
+    ``search`` holds BGR copies of up to :data:`SEARCH_FRAMES` calibration frames spread over the footage.
     """
 
     tensors: np.ndarray
@@ -46,6 +49,7 @@ class CalibrationSet:
     calibration_frames: list[tuple[str, int]]
     holdout_frames: list[tuple[str, int]]
     sources: list[str]
+    search: list[np.ndarray]
 
     def batches(self) -> Iterator[np.ndarray]:
         """One batch-of-one input tensor per calibration frame, as the model is fed."""
@@ -74,7 +78,7 @@ def calibration_set(spec: InputSpec, sources: Sequence[str], frames: int, holdou
     key = _cache_key(spec, sources, frames, holdout)
     path = (cache or cache_folder()) / f"{key}.npz" if key else None
     if path is not None and path.is_file():
-        progress(f"calibration set: reusing {path}")
+        say(f"calibration set: reusing {path}")
         return _load(path)
     made = _make(spec, sources, frames, holdout)
     if path is not None:
@@ -83,7 +87,7 @@ def calibration_set(spec: InputSpec, sources: Sequence[str], frames: int, holdou
 
 
 def _make(spec: InputSpec, sources: Sequence[str], frames: int, holdout: int) -> CalibrationSet:
-    progress(f"calibration set: sampling {frames + holdout} frames from {len(sources)} source(s)")
+    say(f"calibration set: sampling {frames + holdout} frames from {len(sources)} source(s)")
     sampled = sample_frames(list(sources), frames + holdout)
     if len(sampled) < 2:
         raise BadInputError(f"--calib: {', '.join(sources)} gave {len(sampled)} distinct frame(s); calibration "
@@ -93,8 +97,9 @@ def _make(spec: InputSpec, sources: Sequence[str], frames: int, holdout: int) ->
     tensors = np.empty((len(used), *spec.shape[1:]), spec.dtype)
     for frame, tensor in zip(used, tensors):
         preprocess(frame.image, tensor[None])
+    search = [used[i].image for i in np.sort(spread_order(len(used))[:SEARCH_FRAMES])]
     return CalibrationSet(tensors, [f.image for f in held], [(f.source, f.index) for f in used],
-                          [(f.source, f.index) for f in held], list(sources))
+                          [(f.source, f.index) for f in held], list(sources), search)
 
 
 def _cache_key(spec: InputSpec, sources: Sequence[str], frames: int, holdout: int) -> str | None:
@@ -127,7 +132,8 @@ def _save(path: Path, made: CalibrationSet) -> None:
             "sources": made.sources}
     buffer = io.BytesIO()
     np.savez(buffer, tensors=made.tensors, meta=np.array(json.dumps(meta)),
-             **{f"holdout_{i}": image for i, image in enumerate(made.holdout)})
+             **{f"holdout_{i}": image for i, image in enumerate(made.holdout)},
+             **{f"search_{i}": image for i, image in enumerate(made.search)})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".calibration-", suffix=".npz")
     with os.fdopen(fd, "wb") as f:
@@ -139,10 +145,9 @@ def _load(path: Path) -> CalibrationSet:
     with np.load(path) as data:
         meta = json.loads(str(data["meta"]))
         holdout = [data[f"holdout_{i}"] for i in range(len(meta["holdout_frames"]))]
+        search = [data[name] for name in sorted((n for n in data.files if n.startswith("search_")),
+                                                key=lambda n: int(n.split("_")[1]))]
         return CalibrationSet(data["tensors"], holdout, [tuple(f) for f in meta["calibration_frames"]],
-                              [tuple(f) for f in meta["holdout_frames"]], meta["sources"])
+                              [tuple(f) for f in meta["holdout_frames"]], meta["sources"], search)
 
 
-def progress(line: str) -> None:
-    """Long steps say what they are doing on stderr (stdout carries the report)."""
-    print(line, file=sys.stderr, flush=True)

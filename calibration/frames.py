@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edge.progress import bar
 from streams.sources import open_source
 
 THUMBNAIL = 32  # side of the grey thumbnail that stands for a frame when comparing frames
@@ -62,9 +63,10 @@ def choose_frames(thumbnails: np.ndarray, count: int, duplicate_level: float = D
     return np.sort(np.asarray(kept, np.int64))
 
 
-def _frames(uri: str) -> Iterator[np.ndarray]:
-    with open_source(uri) as source:
+def _frames(uri: str, title: str) -> Iterator[np.ndarray]:
+    with open_source(uri) as source, bar(desc=title, unit="frame") as progress:
         for frame in source:
+            progress.update(1)
             yield frame.image
 
 
@@ -73,9 +75,10 @@ def sample_frames(sources: Sequence[str], count: int, duplicate_level: float = D
     per_source = [count // len(sources) + (i < count % len(sources)) for i in range(len(sources))]
     sampled: list[SampledFrame] = []
     for uri, share in zip(sources, per_source):
-        thumbnails = np.stack([thumbnail(image) for image in _frames(uri)])
+        thumbnails = np.stack([thumbnail(image) for image in _frames(uri, "sampling: looking")])
         chosen = set(choose_frames(thumbnails, share, duplicate_level).tolist())
-        sampled.extend(SampledFrame(image, uri, i) for i, image in enumerate(_frames(uri)) if i in chosen)
+        sampled.extend(SampledFrame(image, uri, i) for i, image in enumerate(_frames(uri, "sampling: keeping"))
+                       if i in chosen)
     return sampled
 
 

@@ -125,14 +125,14 @@ from ..bundle import load_bundle
 if TYPE_CHECKING:
     from compile.engine import build_engine
 def handler():
-    from calibration.int8 import quantize_bundle
+    from calibration.quantize_bundle import quantize_bundle
 class Owner:
     def method(self):
         import edge.graph
 """
     found = {(i.target, i.in_function) for i in imports_in("edge.cli.tool", source)}
     assert {("streams.feed", False), ("edge.cli.sibling", False), ("edge.bundle.load_bundle", False),
-            ("compile.engine", False), ("calibration.int8", True), ("edge.graph", True)} <= found
+            ("compile.engine", False), ("calibration.quantize_bundle", True), ("edge.graph", True)} <= found
     broken = forbidden(imports_in("edge.cli.tool", source) + imports_in("streams.feed", "import edge.graph"))
     assert broken == ["edge.cli.tool:6 imports compile.engine", "edge.cli.tool:6 imports compile.engine.build_engine",
                       "streams.feed:1 imports edge.graph"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import sys
 
 import numpy as np
 import onnx
@@ -13,12 +13,11 @@ pytest.importorskip("onnxruntime.quantization")
 
 from calibration import dataset  # noqa: E402
 from calibration.dataset import calibration_set  # noqa: E402
-from calibration.int8 import Gate  # noqa: E402
+from calibration.gate import Gate  # noqa: E402
 from calibration.lint import QdqLintError, lint_qdq  # noqa: E402
-from calibration.quantize import TENSORRT, TensorReader, prepare, quantize  # noqa: E402
+from calibration.ptq import TENSORRT, TensorReader, prepare, quantize  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.cli import main  # noqa: E402
-from edge.runner import Runner  # noqa: E402
 
 HIGHWAY = "videos/bgslibrary_highway_traffic_320x240.avi"
 PERSON = "videos/one-by-one-person-detection.mp4"
@@ -26,7 +25,12 @@ PERSON = "videos/one-by-one-person-detection.mp4"
 
 @pytest.fixture(scope="module")
 def yolox_set(yolox_bundle, assets, tmp_path_factory):
-    return calibration_set(yolox_bundle.input, [str(assets / HIGHWAY)], 16, 8, tmp_path_factory.mktemp("cache"))
+    return calibration_set(yolox_bundle.input, [str(assets / HIGHWAY)], 16, 32, tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def yolox_gate(yolox_bundle, yolox_set):
+    return Gate(yolox_bundle, yolox_set.holdout, max_drop=0.01)
 
 
 @pytest.fixture(scope="module")
@@ -69,21 +73,32 @@ def _replace(model, name, array):
 
 @pytest.mark.parametrize("plant, message", [
     ("zero_point", "zero point is not 0"),
-    ("per_tensor_weight", "weights must be per-channel"),
+    ("weight_axis", "per-channel axis 1, but the output channels are on axis 0"),
+    ("weight_scales", "scales for"),
+    ("per_channel_activation", "scales on an activation"),
+    ("negative_scale", "scale must be a positive build-time constant"),
     ("uint8", "uint8, not int8"),
     ("opset", "opset 11"),
 ])
 def test_lint_names_the_node_that_breaks_a_rule(yolox_s8s8, plant, message):
     model = onnx.load(str(yolox_s8s8))
-    nodes = list(model.graph.node)
-    quantize_node = next(n for n in nodes if n.op_type == "QuantizeLinear")
-    weight_dq = next(n for n in nodes if n.op_type == "DequantizeLinear" and n.input[0].endswith("_quantized"))
+    constants = {t.name for t in model.graph.initializer}
+    quantize_node = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in constants)
+    weight_dq = _weight_pairs(model)[0][1]
+    weight_scale = numpy_helper.to_array(_initializer(model, weight_dq.input[1]))
     if plant == "zero_point":
         _replace(model, quantize_node.input[2], np.array(3, np.int8))
-    elif plant == "per_tensor_weight":
-        scale = numpy_helper.to_array(_initializer(model, weight_dq.input[1]))
-        _replace(model, weight_dq.input[1], np.array(scale.max(), np.float32))
-        _replace(model, weight_dq.input[2], np.array(0, np.int8))
+    elif plant == "weight_axis":
+        weight_dq.attribute.append(helper.make_attribute("axis", 1))
+        del weight_dq.attribute[0]  # ORT wrote axis 0 first
+    elif plant == "weight_scales":
+        _replace(model, weight_dq.input[1], weight_scale[:-1].copy())
+        _replace(model, weight_dq.input[2], np.zeros(len(weight_scale) - 1, np.int8))
+    elif plant == "per_channel_activation":
+        _replace(model, quantize_node.input[1], np.full(3, 0.5, np.float32))
+        _replace(model, quantize_node.input[2], np.zeros(3, np.int8))
+    elif plant == "negative_scale":
+        _replace(model, weight_dq.input[1], -weight_scale)
     elif plant == "uint8":
         _replace(model, quantize_node.input[2], np.array(0, np.uint8))
     else:
@@ -94,21 +109,77 @@ def test_lint_names_the_node_that_breaks_a_rule(yolox_s8s8, plant, message):
         assert "'" in str(error.value)  # the node is named
 
 
-def test_the_gate_rejects_a_planted_wrong_scale(yolox_bundle, yolox_set, tmp_path):
+def test_lint_takes_per_tensor_weights_as_tensorrt_does(yolox_s8s8):
+    """A scalar weight scale without ``axis`` is per-tensor (not ONNX's default axis 1): legal, if less accurate."""
+    model = onnx.load(str(yolox_s8s8))
+    for pair in _weight_pairs(model):
+        scale = numpy_helper.to_array(_initializer(model, pair[1].input[1]))
+        _replace(model, pair[1].input[1], np.array(scale.max(), np.float32))
+        _replace(model, pair[1].input[2], np.array(0, np.int8))
+        for node in pair:
+            del node.attribute[:]
+    assert lint_qdq(model) > 100
+
+
+def _weight_pairs(model):
+    """(Q, DQ) of every conv weight (float weights behind their own pair, as the s8s8 variant writes them)."""
+    producers = {out: n for n in model.graph.node for out in n.output}
+    pairs = []
+    for conv in (n for n in model.graph.node if n.op_type == "Conv"):
+        dq = producers.get(conv.input[1])
+        if dq is not None and dq.op_type == "DequantizeLinear":
+            pairs.append((producers[dq.input[0]], dq))
+    return pairs
+
+
+def test_lint_accepts_a_modelopt_export_with_a_one_channel_conv(tmp_path):
+    """ModelOpt's torch quantizer exports scales and zero points as Constant nodes (zero points through a Cast),
+    and a one-output conv (YOLOX's objectness head) gets a scalar weight scale with no axis; the export is valid
+    Q/DQ that TensorRT builds, so the lint passes it."""
+    torch = pytest.importorskip("torch")
+    mtq = pytest.importorskip("modelopt.torch.quantization")
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.SiLU(), nn.Conv2d(64, 1, 1)).eval()
+    frames = [torch.randn(2, 3, 16, 16) for _ in range(4)]
+    mtq.quantize(model, mtq.INT8_DEFAULT_CFG, lambda m: [m(x) for x in frames])
+    torch.onnx.export(model, frames[0][:1], str(tmp_path / "qat.onnx"), opset_version=17, dynamo=False)
+    exported = onnx.load(str(tmp_path / "qat.onnx"))
+    kinds = {n.op_type for n in exported.graph.node}
+    assert {"Constant", "QuantizeLinear", "DequantizeLinear"} <= kinds
+    one_channel = [n for n in exported.graph.node if n.op_type == "DequantizeLinear" and "2/weight" in n.name]
+    assert one_channel and not any(a.name == "axis" for a in one_channel[0].attribute)
+    assert lint_qdq(exported) == 8  # input and weight of two convs, Q and DQ each
+
+
+def test_the_noise_floor_is_fp32_against_itself_below_one(yolox_gate):
+    """fp32 against fp32 on the same frames with camera noise and a JPEG re-encode does not score 1: that is the
+    floor the allowance is taken from, with its bootstrap interval."""
+    floor = yolox_gate.floor
+    print(f"YOLOX-nano noise floor on {len(yolox_gate.frames)} highway frames: {floor.describe()}", file=sys.stderr)
+    assert 0.9 < floor.score < 1.0 and floor.low <= floor.score <= floor.high < 1.0
+    assert yolox_gate.required == pytest.approx(floor.score - 0.01)
+    assert floor.metric in ("class-aware mAP@0.5", "class-agnostic mAP@0.5")
+    described = yolox_gate.describe()
+    assert described["floor"][0] == floor.score and described["frames"] == len(yolox_gate.frames) >= 20
+
+
+def test_the_gate_rejects_a_planted_wrong_scale(yolox_bundle, yolox_set, yolox_gate, tmp_path):
     """The input image fake-quantized: with its calibrated scale (0..255 pixels on int8) the output agrees with
-    fp32; with a scale 100× too large (a broken calibration) the gate sees the loss and rejects it."""
+    fp32 within the floor; with a scale 100× too large (a broken calibration) the gate sees the loss and rejects
+    it, floor or not."""
     prepared = prepare(yolox_bundle.file("model"), tmp_path / "prepared.onnx")
     tensor = yolox_bundle.input.name
     peak = float(np.abs(yolox_set.tensors).max())
-    gate = Gate(yolox_bundle, yolox_set, max_drop=0.01)
     scores = {}
     for name, scale in (("calibrated", peak / 127), ("broken", peak / 127 * 100)):
         planted = _fake_quantize(onnx.load(str(prepared)), tensor, scale)
         lint_qdq(planted)
         onnx.save(planted, str(tmp_path / f"{name}.onnx"))
-        scores[name] = gate.score(tmp_path / f"{name}.onnx")
-    assert scores["calibrated"] >= gate.required
-    assert scores["broken"] < gate.required
+        scores[name] = yolox_gate.score(tmp_path / f"{name}.onnx")
+    assert yolox_gate.passes(scores["calibrated"])
+    assert not yolox_gate.passes(scores["broken"]) and scores["broken"].high < yolox_gate.floor.low
 
 
 def _fake_quantize(model, tensor, scale):
@@ -145,58 +216,18 @@ def _quantize_cli(bundle, source, out, *extra):
                  "--holdout-frames", "8", *extra])
 
 
-@pytest.mark.slow
-def test_edge_quantize_yolox_on_the_highway_passes_or_says_why(yolox_bundle, assets, tmp_path, capsys, monkeypatch):
+def test_edge_quantize_that_cannot_pass_writes_nothing(yolox_bundle, assets, tmp_path, capsys, monkeypatch):
+    """--max-drop 0 with nothing allowed in float: no int8 model reaches fp32's own floor; the gate fails with one
+    line naming the numbers, exit 4, --out untouched."""
     monkeypatch.setenv("EDGE_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "int8"
-    code = _quantize_cli(yolox_bundle, assets / HIGHWAY, out, "--method", "minmax", "--max-drop", "0.5")
-    captured = capsys.readouterr()
-    if code == 4:  # the documented failure: one line, the numbers, and nothing written
-        assert "int8 accuracy gate failed" in captured.err and "required >= 0.500" in captured.err
-        assert not out.exists()
-        return
-    assert code == 0, captured.err
-    bundle = load_bundle(out)
-    report = bundle.extra["quantization"]
-    assert bundle.precision == "int8" and report["gate"]["s8s8"] >= 0.5
-    assert not {tuple(f) for f in report["calibration"]["calibration_frame_ids"]} & \
-        {tuple(f) for f in report["calibration"]["holdout_frame_ids"]}
-    lint_qdq(onnx.load(str(bundle.file("model"))))
-    assert set(report["latency_ms"]) == {"fp32", "s8s8", "u8s8"} and "mAP@0.5" in captured.out
-    model = Runner(bundle, "onnxruntime")
-    try:
-        assert model.backend.model_path == bundle.file("model_cpu") and model.precision == bundle.cpu_precision
-    finally:
-        model.close()
-
-
-@pytest.mark.slow
-def test_edge_quantize_espnet_on_person_footage(espnet_bundle, assets, tmp_path, capsys, monkeypatch):
-    """A loose allowance passes at the first try; the bundle holds the lint-clean s8s8 model and the report."""
-    monkeypatch.setenv("EDGE_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "int8"
-    assert _quantize_cli(espnet_bundle, assets / PERSON, out, "--method", "minmax", "--max-drop", "0.95") == 0
-    captured = capsys.readouterr()
-    bundle = load_bundle(out)
-    doc = json.loads((out / "bundle.json").read_text())
-    assert doc["precision"] == "int8" and doc["cpu_precision"] in ("int8", "fp32")
-    assert doc["quantization"]["method"] == "minmax" and doc["quantization"]["metric"] == "mIoU"
-    assert doc["quantization"]["calibration"]["holdout_frames"] == 8
-    lint_qdq(onnx.load(str(bundle.file("model"))))
-    assert "mIoU vs fp32" in captured.out and "written to" in captured.out
-
-
-@pytest.mark.slow
-def test_edge_quantize_that_cannot_pass_writes_nothing(espnet_bundle, assets, tmp_path, capsys, monkeypatch):
-    """--max-drop 0 demands a bit-exact int8 model: the gate fails with one line, exit 4, --out untouched."""
-    monkeypatch.setenv("EDGE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("calibration.int8.MAX_FLOAT_SHARE", 0.0)  # no search: the first failure is final
     out = tmp_path / "int8"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    assert _quantize_cli(espnet_bundle, assets / PERSON, out, "--method", "minmax", "--max-drop", "0") == 4
+    assert _quantize_cli(yolox_bundle, assets / HIGHWAY, out, "--method", "minmax", "--max-drop", "0",
+                         "--max-float", "0") == 4
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("edge: error: int8 accuracy gate failed for 'espnetv2_voc'") and "no bundle written" in err
+    assert err.startswith("edge: error: int8 accuracy gate failed for 'yolox_nano'") and "no bundle written" in err
+    assert "minmax+equalized" in err and "fp32's floor" in err
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 
 
@@ -204,6 +235,7 @@ def test_edge_quantize_that_cannot_pass_writes_nothing(espnet_bundle, assets, tm
     (["--calib", "missing.mp4"], 3, "missing.mp4"),
     (["--calib", "{video}", "--method", "best"], 2, "--method: unknown method 'best'"),
     (["--calib", "{video}", "--max-drop", "1.5"], 2, "--max-drop: 1.5"),
+    (["--calib", "{video}", "--max-float", "2"], 2, "--max-float: 2"),
     ([], 2, "--calib: give calibration footage"),
 ])
 def test_bad_quantize_input_is_one_line(yolox_bundle, assets, tmp_path, capsys, args, code, message):

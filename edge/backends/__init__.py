@@ -28,7 +28,8 @@ def open_backend(bundle: Bundle, name: str = "auto", *, slots: int = 1, threads:
     reason is logged. ``tensorrt`` fails with one clear line where ``auto`` would fall back. Engines are built
     for the bundle's main model at its input spec only, so the other files of a multi-model bundle (MTCNN's
     stages, opened by ``role``) and custom input shapes run on ONNX Runtime. On ONNX Runtime the main model is
-    ``files.model_cpu`` where the bundle has one (see :mod:`calibration.int8`): TensorRT reads ``files.model``.
+    ``files.model_cpu`` where the bundle has one (see :mod:`calibration.quantize_bundle`): TensorRT reads
+    ``files.model``.
     """
     if name in EXTRA_BACKENDS:
         return EXTRA_BACKENDS[name](bundle, slots=slots, threads=threads)

@@ -61,15 +61,25 @@ def add_int8_options(parser: argparse.ArgumentParser) -> None:
     """The calibration and accuracy-gate options of ``quantize`` and ``compile --int8``."""
     parser.add_argument("--calib", action="extend", default=[], metavar="SOURCE", nargs="+",
                         help="calibration footage (videos, image folders, globs)")
-    parser.add_argument("--method", default="auto", metavar="minmax|entropy|percentile|auto",
-                        help="calibration method; auto tries all and keeps the best on held-out frames (default)")
+    parser.add_argument("--method", default="percentile", metavar="minmax|entropy|percentile|auto",
+                        help="calibration method (default percentile); auto tries all and keeps the best")
     parser.add_argument("--max-drop", type=float, default=0.01, metavar="X",
-                        help="allowed relative drop of the int8 model's agreement with fp32 on held-out frames "
-                             "(default 0.01: at least 0.99 of fp32's score against itself, which is 1)")
+                        help="allowed drop below fp32's noise floor (fp32 against itself on the held-out frames "
+                             "with camera noise and a JPEG re-encode), or below fp32's score against --val labels "
+                             "(default 0.01)")
     parser.add_argument("--calib-frames", type=positive, default=128, metavar="N",
                         help="frames to calibrate on (default 128)")
-    parser.add_argument("--holdout-frames", type=positive, default=32, metavar="N",
-                        help="other frames of the same footage the gate compares on (default 32)")
+    parser.add_argument("--holdout-frames", type=positive, default=128, metavar="N",
+                        help="other frames of the same footage the gate compares on (default 128)")
+    parser.add_argument("--val", metavar="PATH", help="labels to gate on instead: a COCO detection JSON, or a folder "
+                        "with images/ and masks/ (segmentation)")
+    parser.add_argument("--qat", type=int, default=0, metavar="STEPS",
+                        help="when post-training quantization falls short: quantization-aware distillation for "
+                             "about STEPS batches (ModelOpt, on the calibration frames)")
+    parser.add_argument("--max-float", type=float, default=0.05, metavar="SHARE",
+                        help="largest share of weighted layers the search may keep in float (default 0.05)")
+    parser.add_argument("--search-budget", type=float, default=300.0, metavar="SECONDS",
+                        help="time for measuring layers one at a time in the keep-in-float search (default 300)")
 
 
 def add_compress_options(parser: argparse.ArgumentParser) -> None:
@@ -132,15 +142,17 @@ def _checkpoints(given: list[str]) -> str | dict[str, str] | None:
 
 
 def _quantize_config(args: argparse.Namespace):
-    from calibration.int8 import QuantizeConfig
+    from calibration.quantize_bundle import QuantizeConfig
 
     if not args.calib:
         raise UsageError("--calib: give calibration footage (a video, an image folder or a glob)")
-    return QuantizeConfig(tuple(args.calib), args.method, args.max_drop, args.calib_frames, args.holdout_frames)
+    return QuantizeConfig(tuple(args.calib), args.method, args.max_drop, args.calib_frames, args.holdout_frames,
+                          qat_steps=args.qat, val=args.val, search_budget_s=args.search_budget,
+                          max_float=args.max_float)
 
 
 def _quantize(bundle, out: str, config) -> int:
-    from calibration.int8 import format_report, quantize_bundle
+    from calibration.quantize_bundle import format_report, quantize_bundle
 
     result = quantize_bundle(bundle, Path(out), config)
     print(format_report(result.report))
@@ -150,7 +162,7 @@ def _quantize(bundle, out: str, config) -> int:
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     with _needs_compile_extra("edge quantize"):
-        import calibration.int8  # noqa: F401  (onnx, ONNX Runtime's quantization tools: what the device may lack)
+        import calibration.quantize_bundle  # noqa: F401  (onnx, ONNX Runtime's quantization tools: what the device may lack)
     from edge.bundle import load_bundle
 
     config = _quantize_config(args)

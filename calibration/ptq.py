@@ -15,7 +15,10 @@ and every "keep these layers in float" retry reuse them instead of running the c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import io
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +29,9 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from calibration.lint import OPSETS
+from calibration.qdq_edit import weighted_only
 from edge.errors import BadInputError
+from edge.progress import bar
 
 METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
            "percentile": CalibrationMethod.Percentile}
@@ -52,12 +57,15 @@ class Variant:
     weights: QuantType
     symmetric_activations: bool
     quantize_outputs: bool
+    float_weights: bool  # weights stay float behind their own Q → DQ pair (see :mod:`calibration.qdq_edit`)
 
 
-# TensorRT fuses a weighted layer's output into the next Q/DQ itself: outputs stay float in the graph.
-TENSORRT = Variant("s8s8", QuantType.QInt8, QuantType.QInt8, True, False)
-# ONNX Runtime runs a Conv in int8 (QLinearConv) only with a Q on its output too.
-CPU = Variant("u8s8", QuantType.QUInt8, QuantType.QInt8, False, True)
+# TensorRT fuses a weighted layer's output into the next Q/DQ itself: outputs stay float in the graph. Float weights
+# with their Q/DQ pair are legal for TensorRT (it quantizes them at build time with the Q's scales) and let a layer
+# go back to float by a graph edit.
+TENSORRT = Variant("s8s8", QuantType.QInt8, QuantType.QInt8, True, False, True)
+# ONNX Runtime runs a Conv in int8 (QLinearConv) only with a Q on its output too, and int8 weights.
+CPU = Variant("u8s8", QuantType.QUInt8, QuantType.QInt8, False, True, False)
 
 
 class TensorReader(CalibrationDataReader):
@@ -68,10 +76,13 @@ class TensorReader(CalibrationDataReader):
     def __init__(self, input_name: str, batches: Sequence[np.ndarray]):
         self.input_name, self.batches = input_name, batches
         self.position, self.end = 0, len(batches)
+        self._bar = None
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self.position >= self.end:
             return None
+        if self._bar is not None:
+            self._bar.update(1)
         self.position += 1
         return {self.input_name: self.batches[self.position - 1]}
 
@@ -84,10 +95,22 @@ class TensorReader(CalibrationDataReader):
     def set_range(self, start_index: int, end_index: int) -> None:
         self.position, self.end = start_index, min(end_index, len(self.batches))
 
+    @contextlib.contextmanager
+    def progress(self, title: str) -> Iterator[None]:
+        """A progress bar over the frames fed while inside (none when ``title`` is empty: nothing is fed)."""
+        self._bar = bar(total=len(self.batches), desc=title, unit="frame") if title else None
+        try:
+            yield
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+            self._bar = None
 
-def prepare(source: Path, out: Path) -> Path:
-    """The fp32 model made ready to quantize: converted into opset 13..17, then ORT's pre-processing (shape
-    inference, constant folding, BatchNorm folded into its convolution, so that one scale covers both)."""
+
+def convert_opset(source: Path, out: Path) -> Path:
+    """The fp32 model in opset 13..17 (per-channel Q/DQ needs 13; TensorRT 8.5 parses up to 17), every node named
+    (reports and the keep-in-float search name layers). Quantization-aware training starts here: onnx2torch
+    converts this graph, not the one ORT's pre-processing fuses (it has no converter for SpaceToDepth)."""
     try:
         model = onnx.load(str(source))
     except Exception as e:  # onnx raises DecodeError and several others for a damaged file
@@ -98,9 +121,19 @@ def prepare(source: Path, out: Path) -> Path:
         model = version_converter.convert_version(model, target)
         if opset >= 18 > target:
             _drop_opset18_reduce_attribute(model)
+    taken = {node.name for node in model.graph.node}
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = next(n for n in (f"{node.op_type}_{index}", f"{node.op_type}_{index}_") if n not in taken)
     onnx.checker.check_model(model)
-    converted = out.with_suffix(".opset.onnx")
-    onnx.save(model, str(converted))
+    onnx.save(model, str(out))
+    return out
+
+
+def prepare(source: Path, out: Path) -> Path:
+    """The fp32 model made ready to quantize: :func:`convert_opset`, then ORT's pre-processing (shape inference,
+    constant folding, BatchNorm folded into its convolution, so that one scale covers both)."""
+    converted = convert_opset(source, out.with_suffix(".opset.onnx"))
     quant_pre_process(str(converted), str(out), skip_symbolic_shape=True)
     converted.unlink()
     return out
@@ -122,13 +155,42 @@ def quantize(prepared: Path, out: Path, reader: TensorReader, method: str, varia
     """
     reader.rewind()
     stride = max(s for s in range(1, CALIBRATION_STRIDE + 1) if len(reader) % s == 0)
-    quantize_static(
-        str(prepared), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=variant.activations, weight_type=variant.weights, calibrate_method=METHODS[method],
-        nodes_to_exclude=list(exclude), calibration_cache_path=ranges, op_types_to_quantize=WEIGHTED_OPS,
-        extra_options={"ActivationSymmetric": variant.symmetric_activations, "WeightSymmetric": True,
-                       "QuantizeBias": False, "CalibStridedMinMax": stride,
-                       "OpTypesToExcludeOutputQuantization": [] if variant.quantize_outputs else WEIGHTED_OPS},
-    )
+    model = onnx.load(str(prepared))
+    with reader.progress(f"calibrating ({method})" if not ranges.is_file() else ""), quiet():
+        quantize_static(
+            model, str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=variant.activations, weight_type=variant.weights, calibrate_method=METHODS[method],
+            nodes_to_exclude=list(exclude), calibration_cache_path=ranges, op_types_to_quantize=WEIGHTED_OPS,
+            extra_options={"ActivationSymmetric": variant.symmetric_activations, "WeightSymmetric": True,
+                           "QuantizeBias": False, "CalibStridedMinMax": stride, "DedicatedQDQPair": True,
+                           "AddQDQPairToWeight": variant.float_weights,
+                           "TensorQuantOverrides": _per_tensor_left_constants(model),
+                           "OpTypesToExcludeOutputQuantization": [] if variant.quantize_outputs else WEIGHTED_OPS},
+        )
+    if variant.float_weights:
+        onnx.save(weighted_only(onnx.load(str(out))), str(out))
     return out
+
+
+def _per_tensor_left_constants(model: onnx.ModelProto) -> dict[str, list[dict]]:
+    """A MatMul whose *first* input is the constant (``R @ X``: ESPNetv2 resamples with such matrices) gets a
+    per-tensor scale on it: ORT would take per-channel scales along the constant's axis 1, the summed one, and
+    TensorRT takes per-channel weights only on a MatMul's second input."""
+    constants = {t.name for t in model.graph.initializer}
+    return {n.input[0]: [{"symmetric": True}] for n in model.graph.node
+            if n.op_type == "MatMul" and n.input[0] in constants}
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """ORT's calibrators print a line per tensor ("Collecting tensor data ...", ranges, histograms) to stdout,
+    which carries edge's report, and log at INFO; progress bars say the same in one line."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
 
