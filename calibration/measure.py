@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.agreement import FrameDetections
+from calibration.agreement import Agreement, FrameDetections, agreement, perturb
 from edge.backends.onnxruntime import open_session
 from edge.bundle import Bundle, InputSpec
 from edge.errors import UsageError
@@ -22,6 +22,7 @@ from edge.model import Model
 from edge.results import Classification, Detections, Poses, Segmentation
 
 LATENCY_RUNS = 30
+CANDIDATE_SCORE = 0.01  # detection candidates keep boxes down to this score (see candidate_bundle)
 
 
 def with_model(bundle: Bundle, model: Path) -> Bundle:
@@ -41,6 +42,29 @@ def predictions(bundle: Bundle, frames: Sequence[np.ndarray], model: Path | None
         return [_comparable(runner(frame)) for frame in frames]
     finally:
         runner.close()
+
+
+def candidate_bundle(bundle: Bundle) -> Bundle:
+    """The bundle as a candidate is run against a reference: a detector keeps its boxes down to
+    :data:`CANDIDATE_SCORE`, as COCO evaluation does, so that mAP judges how the candidate ranks the objects the
+    reference found (at the bundle's own threshold) rather than which boxes cross that threshold by a hair."""
+    if bundle.task != "detection":
+        return bundle
+    low = min(bundle.thresholds.score, CANDIDATE_SCORE)
+    return replace(bundle, thresholds=replace(bundle.thresholds, score=low))
+
+
+def noise_floor(bundle: Bundle, frames: Sequence[np.ndarray], reference: list | None = None,
+                seed: int = 0) -> Agreement:
+    """The bundle's model against itself on ``frames`` as a camera could as well have delivered them
+    (:func:`calibration.agreement.perturb`): the best agreement any changed model can be asked for.
+
+    ``reference``: the model's results on the unperturbed frames, when already at hand."""
+    rng = np.random.default_rng(seed)
+    perturbed = [perturb(frame, rng) for frame in frames]
+    if reference is None:
+        reference = predictions(bundle, frames)
+    return agreement(bundle.task, reference, predictions(candidate_bundle(bundle), perturbed))
 
 
 def _comparable(result: object) -> object:
