@@ -44,8 +44,9 @@ def test_distillation_raises_agreement_over_the_pruned_student(assets, face_crop
                  "--distill", str(face_crops), "--frames", "200", "--epochs", "8", "--batch", "16", "--lr", "2e-3",
                  "--seed", "0", "--device", "cpu", "--out", str(out)]) == 0
     block = json.loads((out / "bundle.json").read_text())["compile"]
-    original, pruned, distilled = block["report"]["rows"]
+    original, pruned, reconstructed, distilled = block["report"]["rows"]
     assert original["agreement"] == 1.0 and pruned["macs"] < 0.4 * original["macs"]
+    assert reconstructed["macs"] == distilled["macs"] == pruned["macs"]
     assert block["report"]["holdout_frames"] >= 20 and block["report"]["metric"] == "top-1"
     assert pruned["agreement"] < 0.9, "pruning alone should cost agreement, or there is nothing to recover"
     assert distilled["agreement"] >= pruned["agreement"] + 0.05, block["report"]["rows"]
@@ -57,7 +58,8 @@ def test_distillation_raises_agreement_over_the_pruned_student(assets, face_crop
 def compile_args(assets, out, *extra: str) -> list[str]:
     return ["compile", "--model", "mobilenet_v3_small", "--task", "classification", "--input-size", "64x64",
             "--prune", "0.5", "--prune-importance", "taylor", "--distill", str(assets / HIGHWAY),
-            "--frames", "20", "--epochs", "2", "--batch", "8", "--seed", "3", "--out", str(out), *extra]
+            "--frames", "20", "--epochs", "2", "--batch", "8", "--seed", "3", "--threads", "1", "--out", str(out),
+            *extra]
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(assets, tmp_path, monkeypatch):
