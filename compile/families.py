@@ -62,6 +62,7 @@ class Network:
     feature_layer: str | None = None  # module whose outputs feature distillation matches
     keep: tuple[str, ...] = ()  # modules whose output width must stay, beyond the automatic rule
     trace: Trace = None  # the forward pruning traces, where the plain one hides layers (compile.prune)
+    dynamic_batch: bool = False  # exported with a dynamic batch axis (crops: the runtime batches them)
 
     def example(self, batch: int = 1) -> torch.Tensor:
         return torch.zeros((batch, *self.input.shape[1:]))
@@ -139,7 +140,7 @@ def mtcnn_stage_network(name: str, checkpoint: str | Path | None = None) -> Netw
                    decoder="softmax-topk", head="mtcnn", input=spec,
                    output_names=(outputs[-1], *outputs[:-1]), labels=["not face", "face"],
                    source=_source(f"MTCNN {role} (compile/mtcnn.py)", checkpoint),
-                   decoder_args={"softmax": False, "topk": 2})
+                   decoder_args={"softmax": False, "topk": 2}, dynamic_batch=True)
 
 
 def unet_network(name: str, checkpoint: str | Path | None = None, labels: str | Path | None = None,

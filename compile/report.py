@@ -61,10 +61,11 @@ class Judge:
 
     def export(self, stage: str, module: nn.Module) -> Path:
         """``module`` (left as it was, on its device) as ONNX, the way the bundle will hold it."""
-        onnx = self.scratch / f"{stage}.onnx"
-        copy = deepcopy(module).cpu().eval()
-        export_onnx(copy, self.teacher.example(), onnx, input_name=self.teacher.input.name,
-                    output_names=self.teacher.output_names)
+        onnx, teacher = self.scratch / f"{stage}.onnx", self.teacher
+        axes = {name: {0: "n"} for name in (teacher.input.name, *teacher.output_names)} if teacher.dynamic_batch \
+            else None
+        export_onnx(deepcopy(module).cpu().eval(), teacher.example(), onnx, input_name=teacher.input.name,
+                    output_names=teacher.output_names, dynamic_axes=axes)
         return onnx
 
     def measure(self, stage: str, module: nn.Module) -> tuple[Measurement, Path]:

@@ -232,6 +232,13 @@ def _compile_compressed(args: argparse.Namespace, int8=None) -> int:
     if prune is not None and prune.importance == "taylor" and distill is None:
         raise UsageError("--prune-importance taylor: needs frames for its gradients; give --distill SOURCE")
     checkpoint = _checkpoints(args.checkpoint)
+    if args.model == "mtcnn":
+        from compile.mtcnn_compress import compress_mtcnn
+
+        result = compress_mtcnn(checkpoint, Path(args.out), name=args.name, prune_config=prune, distill_config=distill)
+        print(format_table(result.compile_block["report"]))
+        print(f"mtcnn bundle '{result.bundle.name}' with the compressed O-Net written to {args.out}")
+        return 0
     if isinstance(checkpoint, dict):
         raise UsageError("--checkpoint: --prune/--distill take one checkpoint file, not one per network")
     with tempfile.TemporaryDirectory(prefix="edge-compile-") as scratch:
