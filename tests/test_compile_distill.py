@@ -93,3 +93,32 @@ def test_bad_compress_options_are_usage_errors(tmp_path, capsys, extra, message)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_pruned_onet_goes_back_into_an_mtcnn_bundle(assets, tmp_path):
+    """``--model mtcnn --prune``: O-Net pruned and distilled on the cascade's candidates, exported with a dynamic
+    batch into a cascade bundle that runs, with O-Net's report and the whole cascade's agreement."""
+    from edge.backends.onnxruntime import open_session
+    from edge.bundle import load_bundle
+    from edge.model import Model
+
+    checkpoints = [f"--checkpoint={net}={assets / f'models/detection/mtcnn_{net}.pt'}"
+                   for net in ("pnet", "rnet", "onet")]
+    out = tmp_path / "mtcnn"
+    assert main(["compile", "--model", "mtcnn", "--task", "detection", *checkpoints, "--prune", "0.5",
+                 "--distill", *(str(assets / source) for source in FACES), "--frames", "40", "--epochs", "2",
+                 "--batch", "16", "--threads", "1", "--out", str(out)]) == 0
+    bundle = load_bundle(out)
+    assert bundle.decoder == "mtcnn" and set(bundle.files) == {"pnet", "rnet", "onet"}
+    onet = open_session(bundle.file("onet"))
+    assert onet.get_inputs()[0].shape[0] == "n" and {o.name for o in onet.get_outputs()} == {
+        "face_prob", "bbox_reg", "landmarks"}
+    block = bundle.extra["compile"]
+    original, pruned = block["report"]["rows"][:2]
+    assert pruned["params"] < 0.4 * original["params"]
+    assert block["cascade"]["frames"] >= 5 and 0 <= block["cascade"]["score"] <= 1
+    model = Model(bundle, "onnxruntime")
+    try:
+        model(cv2.imread(str(assets / "images/skimage_astronaut_eileen_collins.png")))
+    finally:
+        model.close()
