@@ -42,8 +42,8 @@ def compress_mtcnn(checkpoints: dict[str, str | Path] | None, out: Path, *, name
     out = make_out_dir(out)
     with tempfile.TemporaryDirectory(prefix="edge-mtcnn-") as folder:
         scratch = Path(folder)
-        original = compile_mtcnn("mtcnn", scratch / "original", checkpoint=checkpoints, labels=None, name=name,
-                                 size=None)
+        original = compile_mtcnn("mtcnn", make_out_dir(scratch / "original"), checkpoint=checkpoints, labels=None,
+                                 name=name, size=None)
         train, held = split_holdout(sample_frames(list(distill_config.sources), distill_config.frames),
                                     distill_config.holdout)
         crops = _write_crops(original, [f.image for f in train], scratch / "crops")
