@@ -30,6 +30,7 @@ from compile.families import Network
 from compile.losses import task_loss
 from compile.prune import PruneConfig, dependency_graph, output_layers, prune, replay
 from compile.reconstruct import kept_channels, reconstruct
+from compile.threads import ThreadChooser
 from edge.bundle import Bundle, write_bundle
 from edge.decoders import DECODERS
 from edge.errors import UsageError
@@ -63,11 +64,18 @@ def compress(build: Callable[[], Network], out: Path, *, name: str, prune_config
     ``build`` is called for the teacher and again for the student (and once more on resume, to rebuild
     the pruned-but-untrained student for the report), so it must return the same weights every time.
     """
-    with warnings.catch_warnings():
-        # onnx2torch's modules warn about their own indexing and tracing at every export: not the user's concern
-        warnings.filterwarnings("ignore", module="onnx2torch")
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        return _compress(build, out, name, prune_config, distill_config, int8)
+    threads = torch.get_num_threads()
+    # Pruning, reconstruction and the exports use the same share of the CPU as distillation (compile.threads).
+    torch.set_num_threads(distill_config.threads if distill_config and distill_config.threads
+                          else ThreadChooser().choose())
+    try:
+        with warnings.catch_warnings():
+            # onnx2torch's modules warn about their own indexing and tracing at every export: not the user's concern
+            warnings.filterwarnings("ignore", module="onnx2torch")
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            return _compress(build, out, name, prune_config, distill_config, int8)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _compress(build: Callable[[], Network], out: Path, name: str, prune_config: PruneConfig | None,
