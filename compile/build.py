@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from compile import mtcnn
+from compile import mtcnn, unet
 from compile import torchvision_classification as tvc
 from compile import torchvision_detection as tvd
 from compile import torchvision_rcnn as rcnn
@@ -27,6 +27,7 @@ MODELS: dict[str, tuple[str, Builder]] = {
     **{model: ("classification", tvc.compile_classifier) for model in tvc.CLASSIFIERS},
     **{model: ("segmentation", tvs.compile_segmenter) for model in tvs.SEGMENTERS},
     **{model: (kind.task, rcnn.compile_rcnn) for model, kind in rcnn.KINDS.items()},
+    **{model: ("segmentation", unet.compile_unet) for model in unet.MODELS},
     "mtcnn": ("detection", mtcnn.compile_mtcnn),
 }
 

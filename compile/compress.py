@@ -10,32 +10,38 @@ under ``compile``, so a bundle says what was done to it and what it cost.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from calibration.agreement import task_agreement
-from calibration.frames import sample_frames, split_holdout
-from calibration.measure import cpu_latency_ms
+from calibration.frames import SampledFrame, sample_frames, split_holdout
 from compile import report
-from compile.augment import Augment, frame_tensors
+from compile.augment import Augment
 from compile.distill import DistillConfig, Distiller, as_tuple, load_checkpoint, seed_everything
-from compile.export import EXPORTER, OPSET, export_onnx
+from compile.export import EXPORTER, OPSET
 from compile.families import Network
 from compile.losses import task_loss
-from compile.prune import PruneConfig, cost, dependency_graph, output_layers, prune, replay
+from compile.prune import PruneConfig, dependency_graph, output_layers, prune, replay
+from compile.reconstruct import kept_channels, reconstruct
+from compile.threads import ThreadChooser
 from edge.bundle import Bundle, write_bundle
 from edge.decoders import DECODERS
 from edge.errors import UsageError
 from edge.paths import make_out_dir
+from edge.progress import say
 
 CHECKPOINT = "distill_checkpoint.pt"
+# Tasks whose students also see RandAugment: a classifier's or segmenter's answer survives it; a detector's
+# boxes on sheared, posterised frames are not what the footage will show.
+STRONG_AUGMENTATION = ("classification", "segmentation")
+RECONSTRUCT_FRAMES = 16  # plain training frames the pruned layers are re-solved on
 REPORT = "report.json"
 
 
@@ -51,85 +57,121 @@ class Compressed:
 
 
 def compress(build: Callable[[], Network], out: Path, *, name: str, prune_config: PruneConfig | None = None,
-             distill_config: DistillConfig | None = None) -> Compressed:
-    """Prunes and/or distils the network ``build()`` makes and writes the result to ``out``.
+             distill_config: DistillConfig | None = None, int8: Any = None) -> Compressed:
+    """Prunes and/or distils the network ``build()`` makes and writes the result to ``out``; with ``int8`` (a
+    :class:`calibration.quantize_bundle.QuantizeConfig`), quantizes the bundle too, and the report gets its row.
 
     ``build`` is called for the teacher and again for the student (and once more on resume, to rebuild
     the pruned-but-untrained student for the report), so it must return the same weights every time.
     """
-    with warnings.catch_warnings():
-        # onnx2torch's modules warn about their own indexing and tracing at every export: not the user's concern
-        warnings.filterwarnings("ignore", module="onnx2torch")
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        return _compress(build, out, name, prune_config, distill_config)
+    threads = torch.get_num_threads()
+    # Pruning, reconstruction and the exports use the same share of the CPU as distillation (compile.threads).
+    torch.set_num_threads(distill_config.threads if distill_config and distill_config.threads
+                          else ThreadChooser().choose())
+    try:
+        with warnings.catch_warnings():
+            # onnx2torch's modules warn about their own indexing and tracing at every export: not the user's concern
+            warnings.filterwarnings("ignore", module="onnx2torch")
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            return _compress(build, out, name, prune_config, distill_config, int8)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _compress(build: Callable[[], Network], out: Path, name: str, prune_config: PruneConfig | None,
-              distill_config: DistillConfig | None) -> Compressed:
+              distill_config: DistillConfig | None, int8: Any) -> Compressed:
     make_out_dir(out)
     teacher, student = build(), build()
-    seed = distill_config.seed if distill_config else 0
-    seed_everything(seed)
+    seed_everything(distill_config.seed if distill_config else 0)
     train, held = _frames(distill_config)
     checkpoint = out / CHECKPOINT
     state = load_checkpoint(checkpoint) if distill_config and distill_config.resume and checkpoint.is_file() else None
     example = teacher.example()
-    heads = _output_layer_names(teacher, example)
-    augment = Augment(teacher.input, mixup=bool(distill_config and distill_config.mixup))
+    augment = Augment(teacher.input, mixup=bool(distill_config and distill_config.mixup),
+                      randaugment=teacher.task in STRONG_AUGMENTATION)
     needs_loss = distill_config is not None or (prune_config is not None and prune_config.importance == "taylor")
     loss = _loss(teacher, distill_config) if needs_loss else None
 
     with tempfile.TemporaryDirectory(prefix="edge-compress-") as scratch:
-        rows = [_measure("original", teacher, Path(scratch) / "original.onnx", held, None)]
-        reference = rows[0].predictions
+        say("measuring the original model" + (f" on {len(held)} held-out frames" if held else ""))
+        judge = report.Judge(teacher, held, Path(scratch))
+        rows, final = [judge.original], None
         pruning = None
         if state is not None and state.get("pruning"):
             pruning = state["pruning"]
             replay(student.module, example, pruning["history"], teacher.trace)
-            pruned_only = replay(build().module, example, pruning["history"], teacher.trace)
+            pruned = replay(build().module, example, pruning["history"], teacher.trace)
         elif prune_config is not None:
+            say(f"pruning {prune_config.ratio:.0%} of the channels ({prune_config.importance})")
             gradients = _gradient_losses(teacher, loss, augment, train, distill_config)
             pruning = prune(student.module, example, prune_config, keep=teacher.keep, trace=teacher.trace,
                             gradient_losses=gradients if prune_config.importance == "taylor" else None
                             ).to_json(prune_config)
-            pruned_only = student.module
-        final = out / "model.onnx"
+            pruned = student.module
         if pruning is not None:
-            rows.append(_measure("pruned", replace(student, module=pruned_only),
-                                 Path(scratch) / "pruned.onnx" if distill_config else final, held, reference))
+            row, final = judge.measure("pruned", pruned)
+            rows.append(row)
+            if train and distill_config.reconstruct:
+                pruning["reconstructed_layers"] = _reconstruct(teacher, pruned, build, pruning["history"],
+                                                               augment, train)
+                row, final = judge.measure("reconstructed", pruned)
+                rows.append(row)
         distillation = None
         if distill_config is not None:
-            distillation = _distil(teacher, student, loss, augment, distill_config, train, heads, checkpoint,
-                                   state, {"pruning": pruning})
-            rows.append(_measure("distilled", student, final, held, reference))
-    rows = [row.measurement for row in rows]
+            distillation = _distil(teacher, student, loss, augment, distill_config, train, checkpoint, state,
+                                   {"pruning": pruning}, judge)
+            row, final = judge.measure("distilled", student.module)
+            rows.append(row)
+        shutil.copyfile(final, out / "model.onnx")
     block = {"opset": OPSET, "exporter": EXPORTER, "pruning": pruning, "distillation": distillation,
-             "report": report.report_json(rows, teacher.task, len(held))}
-    return Compressed(final, rows, block, _write(out, name, student, block))
+             "report": report.report_json(rows, teacher.task, len(held), judge.floor)}
+    bundle = _write(out, name, student, block)
+    if int8 is not None:
+        bundle, rows = _quantize(bundle, out, int8, judge, rows, block)
+    return Compressed(out / "model.onnx", rows, block, bundle)
 
 
-@dataclass
-class _Row:
-    measurement: report.Measurement
-    predictions: list
+def _quantize(bundle: Bundle | None, out: Path, config: Any, judge: report.Judge, rows: list[report.Measurement],
+              block: dict[str, Any]) -> tuple[Bundle, list[report.Measurement]]:
+    """The chain's last stage, through calibration's public entry point (the one place compile calls it): the
+    bundle in ``out`` becomes the int8 one, and its report gets the int8 row (agreement with the original)."""
+    from calibration.quantize_bundle import quantize_bundle
 
-
-def _measure(stage: str, network: Network, onnx: Path, held: Sequence[np.ndarray], reference: list | None) -> _Row:
-    module = network.module.cpu().eval()
-    export_onnx(module, network.example(), onnx, input_name=network.input.name, output_names=network.output_names)
-    params, macs = cost(module, network.example())
-    found = report.predictions(onnx, network, held) if held else []
-    agreement = None if not held else 1.0 if reference is None else \
-        task_agreement(network.task, reference, found, len(network.labels))
-    return _Row(report.Measurement(stage, params, macs, cpu_latency_ms(onnx, network.input), agreement), found)
+    if bundle is None:
+        raise UsageError("--int8: the runtime has no decoder for this model, so there is no bundle to quantize")
+    say("quantizing to int8 with the accuracy gate")
+    quantized = quantize_bundle(bundle, out, config).bundle
+    rows = [*rows, judge.measure_files("int8", rows[-1], quantized.file("model"), quantized.file("model_cpu"))]
+    block["report"]["rows"].append(asdict(rows[-1]))
+    return write_bundle(out, name=quantized.name, task=quantized.task, decoder=quantized.decoder,
+                        input=quantized.input, labels=quantized.labels, thresholds=quantized.thresholds,
+                        files=quantized.files, provenance=quantized.provenance, decoder_args=quantized.decoder_args,
+                        precision=quantized.precision, cpu_precision=quantized.cpu_precision,
+                        extra={**quantized.extra, "compile": block}), rows
 
 
 def _frames(config: DistillConfig | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(training frames, held-out frames) from the user's footage; none without ``--distill``."""
     if config is None:
         return [], []
-    train, held = split_holdout(sample_frames(list(config.sources), config.frames), config.holdout)
+    sampled = sample_frames(list(config.sources), config.frames)
+    if config.holdout_split == "spread":
+        train, held = split_holdout(sampled, config.holdout)
+    else:
+        train, held = split_end(sampled, config.holdout)
     return [f.image for f in train], [f.image for f in held]
+
+
+def split_end(frames: Sequence[SampledFrame], holdout: float) -> tuple[list[SampledFrame], list[SampledFrame]]:
+    """(training, held-out): the last ``holdout`` share of each source's sampled frames is held out, so the
+    report scores footage recorded after everything trained on, as a camera's next hours would be."""
+    train, held = [], []
+    for source in dict.fromkeys(f.source for f in frames):
+        mine = [f for f in frames if f.source == source]
+        cut = len(mine) - max(1, round(len(mine) * holdout))
+        train += mine[:cut]
+        held += mine[cut:]
+    return train, held
 
 
 def _loss(network: Network, config: DistillConfig | None) -> torch.nn.Module:
@@ -142,43 +184,71 @@ def _loss(network: Network, config: DistillConfig | None) -> torch.nn.Module:
     return task_loss(network.head, temperature, shapes, (network.input.width, network.input.height))
 
 
-def _output_layer_names(network: Network, example: torch.Tensor) -> set[str]:
-    names = {module: name for name, module in network.module.named_modules()}
-    return {names[m] for m in output_layers(dependency_graph(network.module, example, network.trace))}
-
-
 def _gradient_losses(teacher: Network, loss: torch.nn.Module, augment: Augment, frames: Sequence[np.ndarray],
                      config: DistillConfig | None) -> Callable[[torch.nn.Module], Iterator[torch.Tensor]]:
     """Taylor importance's losses: the student against the teacher's hard decisions on augmented frames."""
-    tensors = frame_tensors(frames)
     batch = config.batch if config else 8
 
     def losses(model: torch.nn.Module) -> Iterator[torch.Tensor]:
-        if not tensors:
+        if not frames:
             raise ValueError("Taylor importance needs frames: give --distill SOURCE")
-        for start in range(0, len(tensors), batch):
-            images = augment(tensors[start:start + batch])
+        for start in range(0, len(frames), batch):
+            images = augment(frames[start:start + batch])
             with torch.no_grad():
                 targets = as_tuple(teacher.module(images))
             yield loss(as_tuple(model(images)), targets, hard=True)
     return losses
 
 
+def _reconstruct(teacher: Network, pruned: torch.nn.Module, build: Callable[[], Network], history: list,
+                 augment: Augment, train: Sequence[np.ndarray]) -> int:
+    """Re-solves the pruned convolutions on plain training frames (:mod:`compile.reconstruct`); returns how many."""
+    frames = train[::max(1, len(train) // RECONSTRUCT_FRAMES)][:RECONSTRUCT_FRAMES]
+    say(f"reconstructing the pruned layers on {len(frames)} frames")
+    images = augment.normalise(torch.stack([augment.view(frame, 0, 0) for frame in frames]))
+    kept = kept_channels(build().module, teacher.example(), history, teacher.trace)
+    return len(reconstruct(teacher.module, pruned, kept, images))
+
+
 def _distil(teacher: Network, student: Network, loss: torch.nn.Module, augment: Augment, config: DistillConfig,
-            train: Sequence[np.ndarray], heads: set[str], checkpoint: Path, state: dict | None,
-            extra_state: dict) -> dict[str, Any]:
+            train: Sequence[np.ndarray], checkpoint: Path, state: dict | None, extra_state: dict,
+            judge: report.Judge) -> dict[str, Any]:
     if teacher.backbone:
         def frozen(name: str) -> bool:
             return name.startswith(tuple(f"{prefix}." for prefix in teacher.backbone))
     else:
+        heads = _output_layer_names(teacher)
+
         def frozen(name: str) -> bool:
             return name.rpartition(".")[0] not in heads
     distiller = Distiller(teacher.module, student.module, loss, augment, config, frozen, teacher.feature_layer)
     if state is not None:
         distiller.load_state(state, teacher.example())
-    losses = distiller.fit(frame_tensors(train), checkpoint, extra_state)
+    losses = distiller.fit(train, checkpoint, extra_state, on_epoch=_curve(config, distiller, judge))
     return {**asdict(config), "sources": list(config.sources), "device": str(distiller.device),
-            "train_frames": len(train), "epoch_losses": losses, "resumed_at_epoch": state["epoch"] if state else None}
+            "train_frames": len(train), "epoch_losses": losses, "resumed_at_epoch": state["epoch"] if state else None,
+            "seconds": round(distiller.seconds, 1), "epochs_run": distiller.history}
+
+
+def _curve(config: DistillConfig, distiller: Distiller, judge: report.Judge) -> Callable[[dict], None] | None:
+    """The epoch hook that scores the student on the held-out frames every ``curve_minutes`` of training."""
+    if config.curve_minutes is None or not judge.held:
+        return None
+    last = [-float("inf")]
+
+    def score(record: dict[str, Any]) -> None:
+        if record["seconds"] - last[0] >= config.curve_minutes * 60 or record["epoch"] == config.epochs:
+            last[0] = record["seconds"]
+            found = judge.agreement(judge.export("curve", distiller.student))
+            record["agreement"] = {"metric": found.metric, "score": found.score,
+                                   **{k: v[0] for k, v in found.details.items() if k.endswith("mAP@0.5")}}
+            say(f"agreement after {record['seconds']:.0f} s of training: {found.describe()}")
+    return score
+
+
+def _output_layer_names(network: Network) -> set[str]:
+    names = {module: name for name, module in network.module.named_modules()}
+    return {names[m] for m in output_layers(dependency_graph(network.module, network.example(), network.trace))}
 
 
 def _write(out: Path, name: str, network: Network, block: dict[str, Any]) -> Bundle | None:

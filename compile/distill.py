@@ -2,31 +2,41 @@
 
 The teacher's outputs are the pseudo-labels, so no annotation is needed. Every batch is augmented once
 and fed to both models (:mod:`compile.augment`); the loss compares raw outputs (:mod:`compile.losses`),
-optionally plus backbone features through 1x1 adapters.
+optionally plus backbone features through 1x1 adapters. Where the augmentation allows (no mixup, no feature
+maps), the views are fixed and the teacher's outputs on them cached (:mod:`compile.teacher_cache`).
+
+On the CPU the loop takes as many threads as other processes leave cores free, chosen again every epoch
+(:mod:`compile.threads`); ``threads`` fixes the count. A time budget (``minutes``) stops training at the
+step that spends it.
 
 Runs are reproducible: one seed sets torch's generator (which drives shuffling and augmentation), and
-deterministic kernels are requested. After every epoch a checkpoint holds the student, the optimizer,
-the feature adapters, the epoch and the generator state, so a resumed run continues exactly where the
+deterministic kernels are requested; CPU results also depend on the thread count, so an exact repeat needs
+a fixed ``threads``. After every epoch a checkpoint holds the student, the optimizer, the feature adapters,
+the epoch, the training time and the generator state, so a resumed run continues exactly where the
 interrupted one stopped and ends with the same weights as a run that was never interrupted.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from compile.augment import Augment
 from compile.losses import FeatureLoss
+from compile.teacher_cache import TeacherCache, as_tuple
+from compile.threads import ThreadChooser
+from edge.progress import bar, say
 
 DEVICES = ("auto", "cpu", "cuda")
+HOLDOUT_SPLITS = ("spread", "end")
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class DistillConfig:
     sources: tuple[str, ...]
     frames: int = 200  # frames sampled from the sources (spread over time, duplicates dropped)
     holdout: float = 0.2  # fraction of them kept out of training, for the agreement report
+    holdout_split: str = "spread"  # "spread": every k-th sampled frame; "end": the last of each source
     epochs: int = 10
     batch: int = 8
     lr: float = 1e-3
@@ -48,10 +59,23 @@ class DistillConfig:
     mixup: bool = False
     device: str = "auto"
     resume: bool = False
+    threads: int | None = None  # CPU threads; None: the cores other processes leave free, chosen every epoch
+    views: int = 4  # fixed views per frame whose teacher outputs are cached (0: a fresh augmentation every step)
+    minutes: float | None = None  # training time budget: training stops at the step that spends it
+    reconstruct: bool = True  # re-solve the pruned layers by least squares before training (compile.reconstruct)
+    curve_minutes: float | None = None  # score the student on the held-out frames this often (the report's curve)
 
     def __post_init__(self):
         if not self.sources:
             raise ValueError("distillation needs at least one source")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, not {self.threads}")
+        if self.views < 0:
+            raise ValueError(f"views must be 0 (no cache) or more, not {self.views}")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"the time budget must be positive, not {self.minutes} minutes")
+        if self.holdout_split not in HOLDOUT_SPLITS:
+            raise ValueError(f"holdout split must be one of {', '.join(HOLDOUT_SPLITS)}, not '{self.holdout_split}'")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, not '{self.device}'")
 
@@ -85,8 +109,8 @@ class FeatureTap:
         self.maps = [v for v in values if isinstance(v, torch.Tensor) and v.ndim == 4]
 
 
-def as_tuple(outputs: Any) -> tuple[torch.Tensor, ...]:
-    return (outputs,) if isinstance(outputs, torch.Tensor) else tuple(outputs)
+# Called after every epoch with its record (epoch, loss, seconds, threads, teacher_images); it may add to it.
+EpochHook = Callable[[dict[str, Any]], None]
 
 
 class Distiller:
@@ -108,40 +132,83 @@ class Distiller:
         self.taps = (FeatureTap(teacher, feature_layer), FeatureTap(student, feature_layer)) if self.features else None
         self.optimizer: torch.optim.Optimizer | None = None  # made on the first batch, once adapters exist
         self.epoch = 0
+        self.seconds = 0.0  # training time so far, carried over by a resume
+        self.history: list[dict[str, Any]] = []  # one record per epoch run
+        self.cache: TeacherCache | None = None
+        self.threads = ThreadChooser()
 
-    def fit(self, frames: Sequence[torch.Tensor], checkpoint: Path | None = None,
-            extra_state: dict[str, Any] | None = None) -> list[float]:
-        """Runs the remaining epochs; returns the mean loss of each epoch run. ``extra_state`` is saved in
-        every checkpoint too (the pipeline keeps the pruning history there, to rebuild the student)."""
-        losses = []
-        for epoch in range(self.epoch, self.config.epochs):
-            for parameter in self.frozen:
-                parameter.requires_grad_(epoch >= self.config.freeze_backbone_epochs)
-            losses.append(self._epoch(frames, epoch))
-            self.epoch = epoch + 1
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, {**self.state(), **(extra_state or {})})
+    def fit(self, frames: Sequence[np.ndarray], checkpoint: Path | None = None,
+            extra_state: dict[str, Any] | None = None, on_epoch: EpochHook | None = None) -> list[float]:
+        """Runs the remaining epochs on ``frames`` (BGR images) and returns the mean loss of each epoch run.
+        ``extra_state`` is saved in every checkpoint too (the pipeline keeps the pruning history there, to
+        rebuild the student); ``on_epoch`` sees every epoch's record before it is saved."""
+        config = self.config
+        cached = config.views > 0 and not config.mixup and self.features is None
+        self.cache = TeacherCache(self.teacher, self.augment, frames, config.views, config.seed, self.device) \
+            if cached else None
+        threads_before, losses = torch.get_num_threads(), []
+        try:
+            for epoch in range(self.epoch, config.epochs):
+                if self._out_of_time():
+                    break
+                for parameter in self.frozen:
+                    parameter.requires_grad_(epoch >= config.freeze_backbone_epochs)
+                record = self._epoch(frames, epoch)
+                losses.append(record["loss"])
+                self.epoch = epoch + 1
+                if on_epoch is not None:
+                    on_epoch(record)
+                self.history.append(record)
+                if checkpoint is not None:
+                    save_checkpoint(checkpoint, {**self.state(), **(extra_state or {})})
+        finally:
+            torch.set_num_threads(threads_before)
         return losses
 
-    def _epoch(self, frames: Sequence[torch.Tensor], epoch: int) -> float:
+    def _out_of_time(self, running: float = 0.0) -> bool:
+        """Whether the time budget is spent (``running``: seconds of the epoch in progress)."""
+        return self.config.minutes is not None and self.seconds + running >= self.config.minutes * 60
+
+    def _epoch(self, frames: Sequence[np.ndarray], epoch: int) -> dict[str, Any]:
+        threads = self._set_threads()
         self.student.train()
         for module in self.student.modules():  # a few hundred frames in small batches give noisier statistics
             if isinstance(module, nn.modules.batchnorm._BatchNorm):  # than those the model was trained with
                 module.eval()
         order = torch.randperm(len(frames)).tolist()
         batches = [order[i:i + self.config.batch] for i in range(0, len(order), self.config.batch)]
-        total, started = 0.0, time.monotonic()
-        for step, indices in enumerate(batches, start=1):
-            loss = self._step(self.augment([frames[i] for i in indices]).to(self.device))
-            total += loss
-            _progress(f"epoch {epoch + 1}/{self.config.epochs} batch {step}/{len(batches)} "
-                      f"loss {total / step:.4f} ({time.monotonic() - started:.0f} s)", final=step == len(batches))
+        total, steps, started = 0.0, 0, time.monotonic()
+        with bar(total=len(batches), desc=f"distil epoch {epoch + 1}/{self.config.epochs}", unit="batch") as shown:
+            for indices in batches:
+                if self.cache is not None:
+                    images, targets = self.cache.batch(indices)
+                else:
+                    images, targets = self.augment([frames[i] for i in indices]).to(self.device), None
+                total += self._step(images, targets)
+                steps += 1
+                shown.set_postfix(loss=f"{total / steps:.4f}", refresh=False)
+                shown.update()
+                if self._out_of_time(time.monotonic() - started):
+                    break
+        self.seconds += time.monotonic() - started
         self.student.eval()
-        return total / max(len(batches), 1)
+        record = {"epoch": epoch + 1, "loss": total / max(steps, 1), "steps": steps, "seconds": round(self.seconds, 1),
+                  "threads": threads, "teacher_images": self.cache.teacher_images if self.cache else None}
+        say(f"distil epoch {epoch + 1}/{self.config.epochs}: loss {record['loss']:.4f}, {steps} batches, "
+            f"{self.seconds:.0f} s so far, {threads} thread{'s' if threads > 1 else ''}")
+        return record
 
-    def _step(self, images: torch.Tensor) -> float:
-        with torch.no_grad():
-            targets = as_tuple(self.teacher(images))
+    def _set_threads(self) -> int:
+        """The CPU thread count of this epoch: the configured one, else as many as the machine has free cores."""
+        if self.device.type == "cpu":
+            torch.set_num_threads(self.config.threads or self.threads.choose())
+        return torch.get_num_threads()
+
+    def _step(self, images: torch.Tensor, targets: tuple[torch.Tensor, ...] | None = None) -> float:
+        """One optimizer step on ``images``; ``targets``: the teacher's outputs on them, where already known."""
+        if targets is None:
+            with torch.no_grad():
+                targets = as_tuple(self.teacher(images))
         loss = self.loss(as_tuple(self.student(images)), targets)
         if self.features is not None:
             teacher_tap, student_tap = self.taps
@@ -164,12 +231,12 @@ class Distiller:
         return {"epoch": self.epoch, "student": self.student.state_dict(),
                 "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
                 "features": None if self.features is None else self.features.state_dict(),
-                "rng": rng, "config": asdict(self.config)}
+                "rng": rng, "config": asdict(self.config), "seconds": self.seconds, "history": self.history}
 
     def load_state(self, state: dict[str, Any], example: torch.Tensor) -> None:
         """Restores a checkpoint taken by :meth:`fit` (on a student of the same pruned shape)."""
         self.student.load_state_dict(state["student"])
-        self.epoch = state["epoch"]
+        self.epoch, self.seconds, self.history = state["epoch"], state["seconds"], list(state["history"])
         if self.features is not None and state["features"] is not None:
             with torch.no_grad():  # one pass creates the adapters, whose sizes the maps decide
                 self.teacher(example.to(self.device)), self.student(example.to(self.device))
@@ -192,11 +259,3 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _progress(line: str, final: bool) -> None:
-    """One line per epoch on stderr; on a terminal it is also rewritten after every batch."""
-    if sys.stderr.isatty():
-        print(f"\r{line}", end="\n" if final else "", file=sys.stderr, flush=True)
-    elif final:
-        print(line, file=sys.stderr, flush=True)

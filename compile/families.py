@@ -21,7 +21,7 @@ import torchvision
 from torch import nn
 from torchvision.models import get_model, get_model_weights, list_models
 
-from compile import mtcnn
+from compile import mtcnn, unet
 from compile import torchvision_detection as tvd
 from compile import torchvision_rcnn as rcnn
 from compile.checkpoint import load_weights, read_state_dict
@@ -40,7 +40,7 @@ IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 MTCNN_STAGES = tuple(f"mtcnn_{role}" for role in ("rnet", "onet"))
 # Which distillation loss reads the outputs (compile.losses.task_loss); None: no loss fits them (an R-CNN's
 # outputs are post-processed detections, of run-time count), so the network can be pruned but not distilled.
-HEADS = ("ssd", "yolox", "logits", "mtcnn", None)
+HEADS = ("ssd", "yolox", "logits", "sigmoid", "mtcnn", None)
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Network:
     feature_layer: str | None = None  # module whose outputs feature distillation matches
     keep: tuple[str, ...] = ()  # modules whose output width must stay, beyond the automatic rule
     trace: Trace = None  # the forward pruning traces, where the plain one hides layers (compile.prune)
+    dynamic_batch: bool = False  # exported with a dynamic batch axis (crops: the runtime batches them)
 
     def example(self, batch: int = 1) -> torch.Tensor:
         return torch.zeros((batch, *self.input.shape[1:]))
@@ -139,7 +140,20 @@ def mtcnn_stage_network(name: str, checkpoint: str | Path | None = None) -> Netw
                    decoder="softmax-topk", head="mtcnn", input=spec,
                    output_names=(outputs[-1], *outputs[:-1]), labels=["not face", "face"],
                    source=_source(f"MTCNN {role} (compile/mtcnn.py)", checkpoint),
-                   decoder_args={"softmax": False, "topk": 2})
+                   decoder_args={"softmax": False, "topk": 2}, dynamic_batch=True)
+
+
+def unet_network(name: str, checkpoint: str | Path | None = None, labels: str | Path | None = None,
+                 input_size: tuple[int, int] | None = None) -> Network:
+    """A U-Net of segmentation_models_pytorch (:mod:`compile.unet`): one class → sigmoid mask, more → logits."""
+    parts = unet.network_parts(name, checkpoint, labels, input_size)
+    encoder = "model.encoder" if isinstance(parts.module, unet.Probabilities) else "encoder"
+    return Network(module=parts.module, task="segmentation", decoder=parts.decoder,
+                   head="sigmoid" if parts.decoder == "sigmoid" else "logits", input=parts.input,
+                   output_names=(parts.output,), labels=parts.labels,
+                   source=_source(f"segmentation_models_pytorch {name}", unet.weights_file(checkpoint)),
+                   thresholds=unet.THRESHOLDS, decoder_args=parts.decoder_args, backbone=(encoder,),
+                   feature_layer=encoder)
 
 
 def bundle_network(bundle: Bundle) -> Network:
@@ -158,10 +172,12 @@ def bundle_network(bundle: Bundle) -> Network:
 
 
 def torchvision_network(name: str, task: str, checkpoint: str | Path | None = None,
-                        input_size: tuple[int, int] | None = None) -> Network:
-    """The torchvision model (or MTCNN stage) ``name`` for ``task``; a usage error lists what each task supports."""
+                        input_size: tuple[int, int] | None = None, labels: str | Path | None = None) -> Network:
+    """The torchvision model (or MTCNN stage, or U-Net) ``name`` for ``task``; a usage error lists what each task
+    supports. ``labels``: a U-Net's class names (their count sets its classes without a checkpoint)."""
     families = {"detection": (*tvd.SSD_MODELS, *rcnn.FASTER_RCNN),
-                "segmentation": (*SEGMENTATION_MODELS, *rcnn.MASK_RCNN), "pose": tuple(rcnn.KEYPOINT_RCNN),
+                "segmentation": (*SEGMENTATION_MODELS, *rcnn.MASK_RCNN, *unet.MODELS),
+                "pose": tuple(rcnn.KEYPOINT_RCNN),
                 "classification": CLASSIFICATION_MODELS + MTCNN_STAGES}
     if name not in families.get(task, ()):
         raise UsageError(f"--model: '{name}' is not a {task} model compile can prune; detection: "
@@ -170,6 +186,8 @@ def torchvision_network(name: str, task: str, checkpoint: str | Path | None = No
                          f"classification: any torchvision classifier, {', '.join(MTCNN_STAGES)}")
     if name in rcnn.KINDS:
         return rcnn_network(name, checkpoint, input_size)
+    if name in unet.MODELS:
+        return unet_network(name, checkpoint, labels, input_size)
     if task == "detection":
         return ssd_network(name, checkpoint)
     if name in MTCNN_STAGES:
@@ -196,7 +214,7 @@ def network_builder(model: str, task: str, *, scratch: Path, checkpoint: str | P
     elif path.is_dir():
         bundle = load_bundle(path)
     else:
-        return lambda: torchvision_network(model, task, checkpoint, input_size)
+        return lambda: torchvision_network(model, task, checkpoint, input_size, labels)
     if bundle.task != task:
         raise UsageError(f"--task: {model} is a {bundle.task} model, not {task}")
     return lambda: bundle_network(bundle)

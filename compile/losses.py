@@ -59,6 +59,18 @@ class LogitLoss(nn.Module):
         return softmax_kl(student[0], teacher[0], self.temperature, hard, dim=1).mean()
 
 
+class SigmoidMapLoss(nn.Module):
+    """Independent classes per pixel ``[B, C, H, W]`` given as probabilities (a one-class U-Net's mask): binary
+    KL at T per class and pixel, averaged."""
+
+    def __init__(self, temperature: float):
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, student: Outputs, teacher: Outputs, hard: bool = False) -> torch.Tensor:
+        return sigmoid_kl(student[0], teacher[0], self.temperature, hard).mean()
+
+
 class SsdLoss(nn.Module):
     """SSD heads ``(bbox_regression [B, N, 4], cls_logits [B, N, C])``, class 0 the background.
 
@@ -161,14 +173,16 @@ class FeatureLoss(nn.Module):
         return total / len(self.adapters)
 
 
-def task_loss(decoder: str, temperature: float, output_shapes: Sequence[Sequence[int]],
+def task_loss(head: str, temperature: float, output_shapes: Sequence[Sequence[int]],
               input_size: tuple[int, int]) -> nn.Module:
-    """The loss for a model decoded by ``decoder`` (the bundle's decoder name)."""
-    if decoder == "ssd":
+    """The loss for a model whose outputs are of the kind ``head`` (:data:`compile.families.HEADS`)."""
+    if head == "ssd":
         return SsdLoss(temperature)
-    if decoder == "mtcnn":
+    if head == "mtcnn":
         return FaceLoss(temperature)
-    if decoder == "yolox":
+    if head == "sigmoid":
+        return SigmoidMapLoss(temperature)
+    if head == "yolox":
         width, height = input_size
         return YoloxLoss(temperature, width, height, int(np.prod(output_shapes[0][1:-1])))
     return LogitLoss(temperature)

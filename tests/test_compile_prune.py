@@ -177,7 +177,7 @@ def test_pruned_onet_runs_in_the_runtime_as_a_face_classifier(assets, tmp_path, 
                       tmp_path / "onet", name="onet_p50", prune_config=PruneConfig(0.5))
     original, pruned = result.rows
     assert pruned.macs <= 0.4 * original.macs
-    assert output_shapes(result.onnx) == [[1, 2], [1, 4], [1, 10]]
+    assert output_shapes(result.onnx) == [["n", 2], ["n", 4], ["n", 10]]  # crops come in batches
     assert result.bundle.decoder == "softmax-topk" and result.bundle.labels == ["not face", "face"]
     model = Runner(result.bundle, "onnxruntime")
     try:

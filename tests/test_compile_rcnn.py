@@ -282,3 +282,28 @@ def test_pruned_fasterrcnn_exports_and_runs_in_the_runtime(tmp_path, people):
     found = model(people)
     assert found.boxes.shape[1:] == (4,) and len(found.boxes) == len(found.scores)  # random weights: any count
     model.close()
+
+
+@pytest.mark.parametrize("name, kept_head", [
+    ("maskrcnn_resnet50_fpn", "model.roi_heads.mask_predictor"),
+    ("keypointrcnn_resnet50_fpn", "model.roi_heads.keypoint_predictor"),
+])
+def test_pruned_mask_and_keypoint_rcnn_export_and_run(tmp_path, people, name, kept_head):
+    """A quarter of the channels: the mask and keypoint heads keep their output widths (classes, keypoints),
+    the pruned graph exports with its post-processing and runs as a bundle (random weights: any count)."""
+    from compile.compress import compress
+    from compile.families import rcnn_network
+    from compile.prune import PruneConfig
+
+    result = compress(lambda: rcnn_network(name, input_size=SIZE), tmp_path / "pruned", name=name,
+                      prune_config=PruneConfig(0.25))
+    original, pruned = result.rows
+    assert pruned.macs < 0.75 * original.macs
+    kept = set(result.compile_block["pruning"]["kept_layers"])
+    assert any(layer.startswith(kept_head) for layer in kept), kept
+    model = Runner(result.bundle, "onnxruntime")
+    try:
+        found = model(people)
+    finally:
+        model.close()
+    assert found.boxes.shape == (len(found.scores), 4)

@@ -102,6 +102,16 @@ def add_compress_options(parser: argparse.ArgumentParser) -> None:
     distill.add_argument("--mixup", action=argparse.BooleanOptionalAction,
                          help="mix frames pairwise (default: on for classification and segmentation)")
     distill.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    distill.add_argument("--distill-minutes", type=float, metavar="M", help="training time budget in minutes")
+    distill.add_argument("--holdout-split", choices=("spread", "end"), default="spread",
+                         help="frames the report scores on: every 5th sampled frame (spread), or the last fifth "
+                              "of each source (end: footage recorded after all training frames)")
+    distill.add_argument("--threads", type=int, help="CPU threads (default: the cores other processes leave free)")
+    distill.add_argument("--views", type=int, default=4, help="fixed augmented views per frame whose teacher "
+                         "outputs are cached (default 4; 0: a fresh augmentation every step)")
+    distill.add_argument("--reconstruct", action=argparse.BooleanOptionalAction, default=True,
+                         help="re-solve the pruned layers by least squares before distilling (default: on)")
+    distill.add_argument("--curve", type=float, metavar="M", help="score the student every M minutes of training")
     parser.add_argument("--decoder", help="an ONNX --model: the decoder of its outputs, e.g. yolox")
 
 
@@ -112,15 +122,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if not args.int8 and args.calib:
         raise UsageError("--calib: only with --int8")
     if args.prune is not None or args.distill:
-        code = _compile_compressed(args)
-    else:
-        bundle = compile_model(args.model, args.out, task=args.task, checkpoint=_checkpoints(args.checkpoint),
-                               labels=args.labels, name=args.name, input_size=args.input_size)
-        print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}, weights "
-              f"{bundle.provenance.get('weights')}) written to {bundle.root}")
-        code = 0
+        return _compile_compressed(args, config)  # with --int8: one chain, one report
+    bundle = compile_model(args.model, args.out, task=args.task, checkpoint=_checkpoints(args.checkpoint),
+                           labels=args.labels, name=args.name, input_size=args.input_size)
+    print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}, weights "
+          f"{bundle.provenance.get('weights')}) written to {bundle.root}")
     if config is None:
-        return code
+        return 0
     from edge.bundle import load_bundle
 
     return _quantize(load_bundle(args.out), args.out, config)
@@ -162,15 +170,15 @@ def _quantize(bundle, out: str, config) -> int:
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     with _needs_compile_extra("edge quantize"):
-        import calibration.quantize_bundle  # noqa: F401  (onnx, ONNX Runtime's quantization tools: what the device may lack)
+        import calibration.quantize_bundle  # noqa: F401  (onnx, ORT's quantization tools: what the device may lack)
     from edge.bundle import load_bundle
 
     config = _quantize_config(args)
     return _quantize(load_bundle(args.bundle), args.out, config)
 
 
-def _compile_compressed(args: argparse.Namespace) -> int:
-    """``--prune``/``--distill``: see compile/compress.py."""
+def _compile_compressed(args: argparse.Namespace, int8=None) -> int:
+    """``--prune``/``--distill`` (then ``--int8``): see compile/compress.py."""
     import tempfile
     from pathlib import Path
 
@@ -187,12 +195,21 @@ def _compile_compressed(args: argparse.Namespace) -> int:
             sources=tuple(args.distill), frames=args.frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
             temperature=args.temperature, seed=args.seed, freeze_backbone_epochs=args.freeze_backbone_epochs,
             features=args.features, device=args.device, resume=args.resume,
-            mixup=args.task in ("classification", "segmentation") if args.mixup is None else args.mixup)
+            mixup=args.task in ("classification", "segmentation") if args.mixup is None else args.mixup,
+            holdout_split=args.holdout_split, threads=args.threads, views=args.views, minutes=args.distill_minutes,
+            reconstruct=args.reconstruct, curve_minutes=args.curve)
     except ValueError as e:
         raise UsageError(f"edge compile: {e}") from None
     if prune is not None and prune.importance == "taylor" and distill is None:
         raise UsageError("--prune-importance taylor: needs frames for its gradients; give --distill SOURCE")
     checkpoint = _checkpoints(args.checkpoint)
+    if args.model == "mtcnn":
+        from compile.mtcnn_compress import compress_mtcnn
+
+        result = compress_mtcnn(checkpoint, Path(args.out), name=args.name, prune_config=prune, distill_config=distill)
+        print(format_table(result.compile_block["report"]))
+        print(f"mtcnn bundle '{result.bundle.name}' with the compressed O-Net written to {args.out}")
+        return 0
     if isinstance(checkpoint, dict):
         raise UsageError("--checkpoint: --prune/--distill take one checkpoint file, not one per network")
     with tempfile.TemporaryDirectory(prefix="edge-compile-") as scratch:
@@ -201,8 +218,8 @@ def _compile_compressed(args: argparse.Namespace) -> int:
             decoder=args.decoder, labels=args.labels, layout=args.layout, color=args.color, resize=args.resize,
             pad_value=args.pad_value, mean=args.mean, std=args.std, dtype=args.dtype)
         result = compress(build, Path(args.out), name=args.name or Path(args.model).stem,
-                          prune_config=prune, distill_config=distill)
-    print(format_table(result.rows, args.task))
+                          prune_config=prune, distill_config=distill, int8=int8)
+    print(format_table(result.compile_block["report"]))
     where = f"bundle '{result.bundle.name}'" if result.bundle else f"{result.onnx} (no runtime decoder yet)"
     print(f"{where} written to {args.out}")
     return 0
