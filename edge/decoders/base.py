@@ -41,14 +41,14 @@ class OutputArgs:
 
 class DecoderBase:
     """What bundle validation reads from every registered decoder, declared on the class line, where a
-    ``name`` also registers the class (PEP 487's plugin registry)::
+    ``key`` registers the class under that name (PEP 487's plugin registry)::
 
-        class YoloxDecoder(Decoder, name="yolox", task="detection", args=OutputArgs): ...
+        class YoloxDecoder(Decoder, key="yolox", task="detection", args=OutputArgs): ...
 
     ``roles``: the model files the bundle must have (default ``model``). ``accepts``: which ``needs`` the
     decoder can work with (``detector``: it runs on crops of another bundle's boxes; ``instances``: it
     merges another bundle's instance masks into its own map). ``aliases``: earlier names that bundles may
-    still hold. ``args``: the dataclass of its ``decoder_args``. A class without a name (a family's
+    still hold. ``args``: the dataclass of its ``decoder_args``. A class without a key (a family's
     shared base) is not registered; its subclasses inherit what it declares.
     """
 
@@ -59,17 +59,17 @@ class DecoderBase:
     aliases: ClassVar[tuple[str, ...]] = ()
     Args: ClassVar[type] = NoArgs
 
-    def __init_subclass__(cls, *, name: str | None = None, task: str | None = None,
+    def __init_subclass__(cls, *, key: str | None = None, task: str | None = None,
                           roles: tuple[str, ...] | None = None, accepts: tuple[str, ...] | None = None,
                           aliases: tuple[str, ...] = (), args: type | None = None, **kwargs: Any):
         super().__init_subclass__(**kwargs)
         for attribute, value in (("task", task), ("roles", roles), ("accepts", accepts), ("Args", args)):
             if value is not None:
                 setattr(cls, attribute, value)
-        if name is not None:
-            cls.name, cls.aliases = name, aliases
-            for key in (name, *aliases):
-                DECODERS[key] = cls
+        if key is not None:
+            cls.name, cls.aliases = key, aliases
+            for registered in (key, *aliases):
+                DECODERS[registered] = cls
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle

@@ -29,7 +29,7 @@ class BlazeFaceArgs:
     scale: float | tuple[float, float] | None = None  # None: the input's width and height
 
 
-class BlazeFaceDecoder(Decoder, name="blazeface", task="detection", roles=("model", "anchors"), args=BlazeFaceArgs):
+class BlazeFaceDecoder(Decoder, key="blazeface", task="detection", roles=("model", "anchors"), args=BlazeFaceArgs):
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)
         points, values = self.outputs[self.args.regressors_output].shape[1:]

@@ -29,7 +29,7 @@ class BoxesArgs:
     background_class: int | None = field(default=None, metadata={"minimum": 0})
 
 
-class BoxesDecoder(Decoder, name="boxes", task="detection", args=BoxesArgs):
+class BoxesDecoder(Decoder, key="boxes", task="detection", args=BoxesArgs):
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)
         scale = [bundle.input.width, bundle.input.height] * 2 if self.args.normalized else [1.0] * 4

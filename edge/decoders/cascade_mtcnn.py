@@ -46,7 +46,7 @@ class MtcnnArgs:
     batch: int = field(default=32, metadata={"minimum": 1})
 
 
-class MtcnnCascade(Cascade, name="mtcnn", task="detection", roles=("pnet", "rnet", "onet"), args=MtcnnArgs):
+class MtcnnCascade(Cascade, key="mtcnn", task="detection", roles=("pnet", "rnet", "onet"), args=MtcnnArgs):
     def __init__(self, bundle, open_backend):
         super().__init__(bundle, open_backend)
         spec = bundle.input

@@ -24,7 +24,7 @@ class TopKArgs(OutputArgs):
     softmax: bool = True
 
 
-class TopKDecoder(Decoder, name="topk", aliases=("softmax-topk",), task="classification", accepts=("detector",),
+class TopKDecoder(Decoder, key="topk", aliases=("softmax-topk",), task="classification", accepts=("detector",),
                   args=TopKArgs):
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)

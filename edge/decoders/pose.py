@@ -16,7 +16,7 @@ from edge.geometry import Transform
 from edge.results import Poses
 
 
-class MoveNetDecoder(Decoder, name="movenet", task="pose", accepts=("detector",), args=OutputArgs):
+class MoveNetDecoder(Decoder, key="movenet", task="pose", accepts=("detector",), args=OutputArgs):
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)
         self.output_shape("[1, 1, keypoints, 3] of (y, x, score)", rank=4, static=(2,), fits=lambda s: s[3] == 3)

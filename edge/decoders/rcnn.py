@@ -40,7 +40,7 @@ class _RcnnDecoder(Decoder):
         return keep, transform.boxes_to_source(outputs["boxes"][keep].astype(np.float32))
 
 
-class FasterRcnnDecoder(_RcnnDecoder, name="fasterrcnn", task="detection"):
+class FasterRcnnDecoder(_RcnnDecoder, key="fasterrcnn", task="detection"):
     """Boxes, scores and labels, as the graph's post-processing left them."""
 
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Detections:
@@ -48,7 +48,7 @@ class FasterRcnnDecoder(_RcnnDecoder, name="fasterrcnn", task="detection"):
         return Detections(boxes, outputs["scores"][keep].astype(np.float32), outputs["labels"][keep].astype(np.int64))
 
 
-class KeypointRcnnDecoder(_RcnnDecoder, name="keypointrcnn", task="pose"):
+class KeypointRcnnDecoder(_RcnnDecoder, key="keypointrcnn", task="pose"):
     """People with K keypoints. torchvision's keypoint scores are heatmap logits; the event's keypoint
     score is their sigmoid, so that 0.5 means the same as for other pose models' thresholds."""
 
@@ -66,7 +66,7 @@ class MaskArgs:
     mask_threshold: float = field(default=0.5, metadata={"minimum": 0, "maximum": 1})
 
 
-class MaskRcnnDecoder(_RcnnDecoder, name="maskrcnn", task="segmentation", args=MaskArgs):
+class MaskRcnnDecoder(_RcnnDecoder, key="maskrcnn", task="segmentation", args=MaskArgs):
     """Instances: detections whose masks are pasted into the frame (mask probability > ``mask_threshold``,
     default 0.5 as torchvision's references use)."""
 

@@ -162,7 +162,7 @@ def nearest_tables(window: Window, transform: Transform) -> tuple[np.ndarray, np
     return axis(height, ay, sy, window.rows), axis(width, ax, sx, window.cols)
 
 
-class SoftmaxSegmentation(_ScoreMapDecoder, name="softmax", accepts=("instances",)):
+class SoftmaxSegmentation(_ScoreMapDecoder, key="softmax", accepts=("instances",)):
     """Exclusive classes: argmax of the logits (softmax is monotonic, so it is never computed). With
     ``needs.instances`` its map becomes the stuff of a panoptic map (see :mod:`edge.panoptic`)."""
 
@@ -185,7 +185,7 @@ class SoftmaxSegmentation(_ScoreMapDecoder, name="softmax", accepts=("instances"
         return Segmentation(class_map, self.num_classes, self.multi_label, self.background)
 
 
-class SigmoidSegmentation(_ScoreMapDecoder, name="sigmoid", args=MultiLabelArgs):
+class SigmoidSegmentation(_ScoreMapDecoder, key="sigmoid", args=MultiLabelArgs):
     """Independent classes: bit k set where class k's probability reaches ``thresholds.score``."""
 
     multi_label = True

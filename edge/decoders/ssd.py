@@ -32,7 +32,7 @@ class SsdArgs:
     background_class: int = field(default=0, metadata={"minimum": 0})
 
 
-class SsdDecoder(Decoder, name="ssd", task="detection", roles=("model", "anchors"), args=SsdArgs):
+class SsdDecoder(Decoder, key="ssd", task="detection", roles=("model", "anchors"), args=SsdArgs):
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)
         anchors = self.load_anchors(self.outputs[self.args.logits_output].shape[1])

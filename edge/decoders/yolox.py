@@ -33,7 +33,7 @@ def grid_for(width: int, height: int, points: int) -> tuple[np.ndarray, np.ndarr
     raise ValueError(f"{points} points do not match strides {_STRIDE_SETS} on a {width}x{height} input")
 
 
-class YoloxDecoder(Decoder, name="yolox", task="detection", args=OutputArgs):
+class YoloxDecoder(Decoder, key="yolox", task="detection", args=OutputArgs):
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)
         shape = self.output_shape("[1, N, 5 + classes]", rank=3, static=(1, 2), fits=lambda s: s[2] >= 6)
