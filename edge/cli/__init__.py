@@ -48,8 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from edge.logs import configure_plain, quiet_native_logs
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_native_logs(args.debug)
+    configure_plain(args.debug)  # edge run switches to JSON lines
     try:
         return args.func(args)
     except BaseException as e:  # every failure ends as one line and the contract's exit code
@@ -74,4 +78,6 @@ def _exit_code(error: BaseException) -> tuple[int, str]:
         return 130, "interrupted"
     if isinstance(error, SystemExit):
         raise error
+    if isinstance(error, OSError) and error.filename is not None:  # a file the run could not write or read
+        return 4, f"{error.filename}: {error.strerror or error}"
     return 4, f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)"
