@@ -79,12 +79,12 @@ class RunConfig:
         "build a TensorRT engine at load where none fits this machine (--no-engine-build: run ONNX Runtime "
         "instead)"))
     workers: int | None = field(default=None, metadata=option(
-        "parallel inference workers (default: 2 on 2+ CPUs)", metavar="N", minimum=1))
+        "parallel inference workers (default: 2 on 2+ CPUs)", metavar="N", minimum=1, maximum=64))
     threads: int | None = field(default=None, metadata=option(
-        "inference threads per worker (default: CPUs / workers)", metavar="N", minimum=1))
+        "inference threads per worker (default: CPUs / workers)", metavar="N", minimum=1, maximum=256))
     batch: int | None = field(default=None, metadata=option(
         "frames of up to N sources per inference call, where the bundle's batch dimension is dynamic "
-        "(default: the number of sources)", metavar="N", minimum=1))
+        "(default: the number of sources)", metavar="N", minimum=1, maximum=256))
     decode: DecodeMode = field(default=DecodeMode.THREAD, metadata=option(
         "decode sources in threads, or in processes through shared memory"))
     tracking: bool = field(default=True, metadata=option("track_id on detections (ByteTrack)"))
@@ -118,7 +118,7 @@ _PORT = {"minimum": 0, "maximum": 65535}
 @dataclass
 class EventsConfig:
     max_mb: float | None = field(default=100.0, metadata=_POSITIVE)  # rotate events.jsonl at this size (None: never)
-    backups: int = field(default=5, metadata={"minimum": 0})
+    backups: int = field(default=5, metadata={"minimum": 0, "maximum": 1000})
 
 
 @dataclass
@@ -278,7 +278,7 @@ def load_config(path: str | Path) -> DaemonConfig:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f"{mark.line + 1}:" if mark else ""
-        raise UsageError(f"{path}:{line} not valid YAML ({getattr(e, 'problem', e)})") from None
+        raise UsageError(f"{path}:{line} not valid YAML ({getattr(e, 'problem', None) or e})") from None
     if node is None:
         raise UsageError(f"{path}: the config is empty (needs at least 'sources' and 'bundles')")
     checker = _Checker(path)

@@ -22,6 +22,7 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from edge import __version__
 from edge.cli.bundle import add_bundle_parser
@@ -32,11 +33,18 @@ from edge.cli.run import add_run_parsers
 from edge.errors import EdgeError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors as the one line every other error is (argparse adds the usage before it);
+    its subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"edge: error: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser = argparse.ArgumentParser(prog="edge", description="Computer vision on Jetson-class devices.",
-                                     parents=[common])
+    parser = OneLineParser(prog="edge", description="Computer vision on Jetson-class devices.", parents=[common])
     parser.add_argument("--version", action="version", version=f"edge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_demo_doctor_parsers(commands, common)
@@ -60,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, message = _exit_code(e)
         if args.debug:
             traceback.print_exc()
-        print(f"edge: error: {message}", file=sys.stderr)
+        print(f"edge: error: {' '.join(message.split())}", file=sys.stderr)  # one line, whatever a library wrote
         return code
 
 
