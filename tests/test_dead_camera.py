@@ -3,8 +3,6 @@ process runs, starts its backoff again once frames arrive, and only a stop ends 
 
 from __future__ import annotations
 
-import json
-import signal
 import threading
 import time
 
@@ -13,7 +11,7 @@ import numpy as np
 from streams.base import Frame, SourceError
 from streams.feed import Backoff, SourceFeed, SourceSpec, StreamState
 from streams.frame_queue import DropPolicy, FrameQueue
-from tests.helpers.runs import start
+from tests.helpers.runs import JsonLog, start
 from tests.helpers.servers import free_port
 
 DEAD = "rtsp://127.0.0.1:{port}/x"
@@ -124,19 +122,12 @@ bundles: [{yolox_bundle.root}]
 out: {tmp_path / 'out'}
 reconnect: {{first_s: 0.0001, cap_s: 0.0002}}
 """)
-    daemon = start("run", "--config", config)
-    attempts, lines = 0, []
-    deadline = time.monotonic() + 180
-    while attempts <= 2000 and time.monotonic() < deadline:
-        line = daemon.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        attempts += '"stream lost; reopening"' in line
-    assert attempts > 2000 and daemon.poll() is None, "".join(lines[-5:])
-    daemon.send_signal(signal.SIGTERM)
-    _, rest = daemon.communicate(timeout=60)
-    assert daemon.returncode == 0, rest
-    records = [json.loads(line) for line in (*lines, *rest.splitlines()) if line.strip()]
+    log = JsonLog(start("run", "--config", config))
+    try:
+        log.until(lambda r: len(r) > 2000 and sum(x["msg"] == "stream lost; reopening" for x in r) > 2000, 180)
+        assert log.process.poll() is None
+        records = log.stop()
+    finally:
+        log.process.kill()
     assert records[-1]["msg"] == "stopped"
     assert {r["retry_in_s"] for r in records if r["msg"] == "stream lost; reopening"} == {0.0001, 0.0002}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from edge.pipeline.sinks import EventsSink
 from streams.writers import EventLog, VideoFileWriter, WriterError
-from tests.helpers.runs import event_lines, start, video_frames
+from tests.helpers.runs import JsonLog, event_lines, start, video_frames
 from tests.helpers.servers import MjpegCamera, free_port, mosquitto  # noqa: F401 (fixture)
 
 VIDEO = "videos/bgslibrary_highway_traffic_320x240.avi"
@@ -88,29 +87,6 @@ def daemon(tmp_path, sources: str, extra: str = "") -> subprocess.Popen:
     return start("run", "--config", config)
 
 
-def records_until(process: subprocess.Popen, condition, records: list | None = None,
-                  timeout: float = 120.0) -> list[dict]:
-    """Adds the daemon's log records (every stderr line must be JSON) to ``records`` until they meet
-    ``condition``."""
-    records = [] if records is None else records
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        records.append(json.loads(line))
-        if condition(records):
-            return records
-    raise AssertionError(f"not seen in {timeout} s: {records[-5:]}")
-
-
-def stop(process: subprocess.Popen, records: list[dict]) -> list[dict]:
-    process.send_signal(signal.SIGTERM)
-    _, rest = process.communicate(timeout=60)
-    assert process.returncode == 0, rest
-    return records + [json.loads(line) for line in rest.splitlines()]
-
-
 def lost(records, stream):
     return [r for r in records if r["msg"] == "stream lost; reopening" and r["stream"] == stream]
 
@@ -127,12 +103,14 @@ def test_a_stalling_camera_times_out_and_is_reopened(yolox_bundle, assets, tmp_p
     try:
         process = daemon(tmp_path, f"[{{url: '{camera.url}', name: cam, timeout_s: 1}}, {{url: {assets / VIDEO}, "
                                    f"name: file}}]", "video: false\nreconnect: {first_s: 0.1, cap_s: 0.2}\n")
-        records = records_until(process, lambda r: len(lost(r, "cam")) >= 2)
+        log = JsonLog(process)
+        log.until(lambda r: len(lost(r, "cam")) >= 2)
         stopped_at = time.monotonic()
-        records = stop(process, records)
+        log.stop()
         assert time.monotonic() - stopped_at < 15
     finally:
         camera.kill()
+        process.kill()
     events = event_lines(tmp_path / "out")
     assert {"cam", "file"} <= {e["stream"] for e in events}
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -146,17 +124,17 @@ def test_a_flapping_camera_is_reopened_each_time_from_the_first_delay(yolox_bund
     camera = MjpegCamera(assets / VIDEO).start()
     process = daemon(tmp_path, f"[{{url: '{camera.url}', name: cam, timeout_s: 1}}]",
                      "video: false\nreconnect: {first_s: 0.05, cap_s: 1.0}\n")
-    records: list[dict] = []
+    log = JsonLog(process)
     try:
         for _ in range(3):
-            opened = count(records, "stream open")
-            records_until(process, lambda r, n=opened: count(r, "stream open") > n, records)
+            opened = count(log.records, "stream open")
+            log.until(lambda r, n=opened: count(r, "stream open") > n)
             time.sleep(1.0)  # frames arrive
             camera.kill()
-            seen = len(lost(records, "cam"))
-            records_until(process, lambda r, n=seen: len(lost(r, "cam")) > n, records)
+            seen = len(lost(log.records, "cam"))
+            log.until(lambda r, n=seen: len(lost(r, "cam")) > n)
             camera.start()
-        records = stop(process, records)
+        records = log.stop()
     finally:
         camera.kill()
         process.kill()
@@ -177,9 +155,10 @@ def test_every_network_sink_failing_leaves_the_events_going(yolox_bundle, assets
     shutil.copytree(yolox_bundle.root, tmp_path / "bundle")
     process = daemon(tmp_path, f"[{{url: {assets / VIDEO}}}]",
                      f"video: false\nmqtt: {{host: 127.0.0.1, port: {free_port()}}}\nhttp: {{port: {free_port()}}}\n")
-    records = records_until(process, lambda r: any(x["msg"] == "running" for x in r))
+    log = JsonLog(process)
+    log.until(lambda r: count(r, "running") > 0)
     deadline = time.monotonic() + 60
     while len(event_lines(tmp_path / "out")) < 20 and time.monotonic() < deadline:
         time.sleep(0.2)
-    stop(process, records)
+    log.stop()
     assert len(event_lines(tmp_path / "out")) >= 20

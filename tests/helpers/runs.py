@@ -6,10 +6,13 @@ import fcntl
 import json
 import os
 import pty
+import queue
 import select
+import signal
 import subprocess
 import sys
 import termios
+import threading
 import time
 from pathlib import Path
 
@@ -103,3 +106,42 @@ def video_frames(path: Path) -> int:
         frames += 1
     capture.release()
     return frames
+
+
+class JsonLog:
+    """A daemon's stderr read in a thread, each line parsed as a JSON log record (a line that is not JSON fails
+    the test), so a test can wait for a record with a deadline even while the daemon writes nothing."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+        self.records: list[dict] = []
+        self.bad: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.process.stderr:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def until(self, condition, timeout: float = 120.0) -> list[dict]:
+        """Reads records until ``condition(records)`` holds; fails after ``timeout`` s or when stderr ends."""
+        deadline = time.monotonic() + timeout
+        while not condition(self.records):
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"not seen in {timeout} s: {self.records[-5:]}") from None
+            if line is None:
+                raise AssertionError(f"stderr ended (exit {self.process.wait()}): {self.records[-5:]}")
+            self.records.append(json.loads(line))
+        return self.records
+
+    def stop(self, timeout: float = 60.0) -> list[dict]:
+        """SIGTERM, then every record up to the exit, which must be 0."""
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        while (line := self._lines.get(timeout=timeout)) is not None:
+            self.records.append(json.loads(line))
+        assert code == 0, self.records[-5:]
+        return self.records
