@@ -56,9 +56,9 @@ def test_sigterm_stops_replay_with_143_and_keeps_everything(yolox_bundle, assets
     assert err.strip().splitlines()[-1].startswith("edge: error: stopped by SIGTERM")
 
 
-def test_sigkill_during_replay_leaves_whole_lines_and_a_video_that_plays(yolox_bundle, assets, tmp_path):
-    out = tmp_path / "out"
-    process = start("replay", assets / VIDEO, "--bundle", yolox_bundle.root, "--out", out)
+def assert_killed_cleanly(out, *argv):
+    """``edge ARGV`` killed with SIGKILL after two fragments: whole event lines, a video at most a fragment short."""
+    process = start(*argv)
     wait_for_lines(out, 2 * FRAGMENT + 5, process)
     process.kill()
     process.communicate(timeout=60)
@@ -66,6 +66,11 @@ def test_sigkill_during_replay_leaves_whole_lines_and_a_video_that_plays(yolox_b
     frames = video_frames(out / "annotated.mp4")
     assert len(events) - FRAGMENT <= frames <= len(events), (frames, len(events))
     assert frames >= FRAGMENT
+
+
+def test_sigkill_during_replay_leaves_whole_lines_and_a_video_that_plays(yolox_bundle, assets, tmp_path):
+    out = tmp_path / "out"
+    assert_killed_cleanly(out, "replay", assets / VIDEO, "--bundle", yolox_bundle.root, "--out", out)
     assert not (out / "summary.json").exists()
 
 
@@ -88,15 +93,7 @@ def test_ctrl_c_in_a_terminal_stops_the_daemon_with_0(yolox_bundle, assets, tmp_
 
 
 def test_sigkill_of_the_daemon_leaves_a_video_that_plays(yolox_bundle, assets, tmp_path):
-    out = tmp_path / "out"
-    process = start("run", "--config", daemon_config(tmp_path, yolox_bundle, assets / VIDEO))
-    wait_for_lines(out, 2 * FRAGMENT + 5, process)
-    process.kill()
-    process.communicate(timeout=60)
-    events = event_lines(out)
-    frames = video_frames(out / "annotated.mp4")
-    assert len(events) - FRAGMENT <= frames <= len(events), (frames, len(events))
-    assert frames >= FRAGMENT
+    assert_killed_cleanly(tmp_path / "out", "run", "--config", daemon_config(tmp_path, yolox_bundle, assets / VIDEO))
 
 
 @pytest.mark.parametrize("pyav", [True, False], ids=["pyav", "opencv-fallback"])
