@@ -3,6 +3,10 @@
 Optional packages are looked up by their installed metadata, not imported, so the report is fast and
 TensorRT/pycuda are never initialised here; CUDA is asked through ctypes (:mod:`edge.cuda_info`), the Jetson
 through its release file and ``nvpmodel`` (:mod:`edge.jetson`).
+
+On a Jetson the Python stack is half JetPack's (OpenCV, TensorRT, often NumPy from apt) and half pip's, so the
+report says where OpenCV comes from and flags a NumPy, OpenCV or ONNX Runtime older than the floors edge
+declares (CI tests exactly those floors): ``pip install --no-deps`` or a system package can bring one in.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import platform
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from edge import __version__, cuda_info, jetson
 from edge.backends.trt_api import TrtApi
@@ -33,6 +38,50 @@ def _version(distribution: str, module: str) -> str:
     return "installed (version unknown)"
 
 
+def _release(version: str) -> tuple[int, ...]:
+    """The leading numeric parts of a version: ``"1.26.4"`` → (1, 26, 4), ``"4.8.0-dev"`` → (4, 8, 0)."""
+    return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0].split("-")[0])[:4])
+
+
+def floors() -> dict[str, str]:
+    """The minimum versions edge's installed metadata declares for its runtime dependencies, by distribution
+    name (empty when edge runs from a checkout that is not installed)."""
+    try:
+        requirements = importlib.metadata.requires("edge") or []
+    except importlib.metadata.PackageNotFoundError:
+        return {}
+    found = {}
+    for requirement in requirements:
+        name = re.match(r"[A-Za-z0-9_.-]+", requirement)
+        floor = re.search(r">=\s*([\w.]+)", requirement.split(";")[0])
+        if name and floor and "extra ==" not in requirement:
+            found[name.group(0).lower()] = floor.group(1)
+    return found
+
+
+def below_floor(distribution: str, version: str, parts: int = 4) -> str:
+    """`` (older than edge's floor X)`` when ``version`` is below the declared floor, compared on ``parts``
+    numeric parts (3 for OpenCV, whose JetPack builds say 4.8.0 where pip's wheel is 4.8.0.76)."""
+    floor = floors().get(distribution)
+    if floor is None or _release(version)[:parts] >= _release(floor)[:parts]:
+        return ""
+    return f" (older than edge's floor {floor}: untested)"
+
+
+def _numpy() -> str:
+    version = _version("numpy", "numpy")
+    return version + below_floor("numpy", version) if version[0].isdigit() else version
+
+
+def _opencv_origin(cv2_file: str) -> str:
+    """Which pip distribution the imported ``cv2`` belongs to, if any (JetPack's comes from apt)."""
+    imported = Path(cv2_file).resolve().parent
+    for name in importlib.metadata.packages_distributions().get("cv2", []):
+        if Path(importlib.metadata.distribution(name).locate_file("cv2")).resolve() == imported:
+            return f"pip's {name}"
+    return f"not from pip: {imported.parent}"
+
+
 def _opencv() -> str:
     import cv2
 
@@ -44,13 +93,16 @@ def _opencv() -> str:
 
     gstreamer = has("GStreamer")
     note = "" if gstreamer == "yes" else " (CSI cameras need an OpenCV built with GStreamer, as JetPack's is)"
-    return f"{cv2.__version__}, FFmpeg {has('FFMPEG')}, GStreamer {gstreamer}{note}"
+    floor = below_floor("opencv-python-headless", cv2.__version__, parts=3)
+    return (f"{cv2.__version__}{floor} ({_opencv_origin(cv2.__file__)}), FFmpeg {has('FFMPEG')}, "
+            f"GStreamer {gstreamer}{note}")
 
 
 def _onnxruntime() -> str:
     import onnxruntime
 
-    return f"{onnxruntime.__version__}, providers {', '.join(onnxruntime.get_available_providers())}"
+    floor = below_floor("onnxruntime", onnxruntime.__version__)
+    return f"{onnxruntime.__version__}{floor}, providers {', '.join(onnxruntime.get_available_providers())}"
 
 
 def _tensorrt() -> str:
@@ -68,7 +120,7 @@ CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("edge", lambda: __version__),
     ("Python", lambda: f"{platform.python_version()} ({sys.executable})"),
     ("platform", lambda: f"{platform.system()} {platform.machine()}"),
-    ("NumPy", lambda: _version("numpy", "numpy")),
+    ("NumPy", _numpy),
     ("OpenCV", _opencv),
     ("video writer", describe_encoder),  # issue 13: PyAV's H.264 in fragmented MP4, or OpenCV's mp4v fallback
     ("ONNX Runtime", _onnxruntime),
@@ -76,6 +128,8 @@ CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("pycuda", lambda: _version("pycuda", "pycuda")),
     ("CUDA", lambda: cuda_info.describe(cuda_info.probe())),
     ("Jetson", jetson.describe),
+    ("systemd", lambda: "running (edge service install)" if Path("/run/systemd/system").is_dir()
+        else "not running here (edge service install --dry-run still prints the unit)"),
     ("PyTorch (compile)", lambda: _version("torch", "torch")),
     ("torchvision (compile)", lambda: _version("torchvision", "torchvision")),
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import importlib.util
 import os
 from pathlib import Path
 
@@ -10,9 +12,39 @@ import pytest
 from edge import demo
 from edge.bundle import Thresholds
 from edge.bundle.create import create_bundle
+from tests.helpers.runtime_only import compile_import
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = Path(os.environ.get("EDGE_ASSETS", ROOT.parent / "shared" / "assets"))
+# Runtime only (a Jetson's Python, CI's Python 3.10 leg): test modules that import the compile tools are not
+# collected, everything else is (tests/helpers/runtime_only.py says how they are told apart).
+RUNTIME_ONLY = importlib.util.find_spec("torch") is None
+LEFT_OUT: dict[str, str] = {}  # test module → the import that needs the compile tools
+
+
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    if not RUNTIME_ONLY or collection_path.suffix != ".py" or not any(
+            fnmatch.fnmatch(collection_path.name, pattern) for pattern in config.getini("python_files")):
+        return None
+    needs = compile_import(collection_path)
+    if needs is None:
+        return None
+    LEFT_OUT[collection_path.name] = needs
+    return True
+
+
+def pytest_report_collectionfinish(config, start_path, items) -> list[str]:
+    if not LEFT_OUT:
+        return []
+    modules = ", ".join(f"{name} ({needs})" for name, needs in sorted(LEFT_OUT.items()))
+    return [f"runtime only (torch is not installed): {len(LEFT_OUT)} test modules need the compile tools and were "
+            f"not collected: {modules}"]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if LEFT_OUT:
+        terminalreporter.write_line(f"runtime only: {len(LEFT_OUT)} test modules that need the compile tools "
+                                    "were not collected (listed after the collection count)")
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ module                 commands
 ``bundle``             ``bundle create``
 ``compile_quantize``   ``compile``, ``quantize``
 ``engine``             ``build-engine``
-``demo_doctor``        ``demo``, ``doctor``
+``demo_doctor``        ``demo``, ``doctor``, ``service install``
 =====================  ==================================================
 """
 

@@ -5,6 +5,8 @@ device may not have torch)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,19 @@ from edge.cli.bundle import add_input_options
 from edge.cli.values import key_value, positive
 from edge.errors import UsageError
 
-COMPILE_EXTRA = ("torch", "torchvision", "onnx")  # what `edge compile` imports that the device may lack
+PROJECT_PACKAGES = ("edge", "streams", "compile", "calibration")
+
+
+@contextmanager
+def _needs_compile_extra(command: str) -> Iterator[None]:
+    """A package of the compile extra missing (a runtime-only install, as on a Jetson) → one line naming the
+    extra to install (exit 2), not a traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] in PROJECT_PACKAGES:
+            raise
+        raise UsageError(f"{command} needs the compile extra: pip install 'edge[compile]' ({e})") from None
 
 
 def add_compile_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -82,12 +96,8 @@ def add_compress_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    try:
+    with _needs_compile_extra("edge compile"):
         from compile.build import compile_model
-    except ModuleNotFoundError as e:
-        if e.name not in COMPILE_EXTRA:
-            raise
-        raise UsageError(f"edge compile needs the compile extra (pip install 'edge[compile]'): {e}") from None
     config = _quantize_config(args) if args.int8 else None  # bad --calib/--method/--max-drop fail before compiling
     if not args.int8 and args.calib:
         raise UsageError("--calib: only with --int8")
@@ -139,10 +149,8 @@ def _quantize(bundle, out: str, config) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    try:
-        import onnxruntime.quantization  # noqa: F401  (what the device may lack)
-    except ModuleNotFoundError as e:
-        raise UsageError(f"edge quantize needs ONNX Runtime's quantization tools and onnx: {e}") from None
+    with _needs_compile_extra("edge quantize"):
+        import calibration.int8  # noqa: F401  (onnx, ONNX Runtime's quantization tools: what the device may lack)
     from edge.bundle import load_bundle
 
     config = _quantize_config(args)
