@@ -90,11 +90,15 @@ def configure_plain(debug: bool = False) -> None:
 
 def quiet_native_logs(debug: bool = False) -> None:
     """Silences what OpenCV and the FFmpeg inside it print on stderr themselves (shown again with ``--debug``).
-    FFmpeg's level is read from the environment when OpenCV first opens a capture, so this runs first."""
+    FFmpeg's level is read from the environment when OpenCV first opens a capture, so this runs first.
+    OpenCV's own level is set here where ``cv2.utils.logging`` exists (later than 4.8); older builds read it
+    only at import, from the default :mod:`edge` sets."""
     import cv2
 
     os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "32" if debug else "-8"  # AV_LOG_INFO, AV_LOG_QUIET
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_INFO if debug else cv2.utils.logging.LOG_LEVEL_SILENT)
+    levels = getattr(cv2.utils, "logging", None)
+    if levels is not None:
+        levels.setLogLevel(levels.LOG_LEVEL_INFO if debug else levels.LOG_LEVEL_SILENT)
 
 
 def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
