@@ -33,8 +33,11 @@ import argparse
 import dataclasses
 import difflib
 import enum
+import math
+import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -56,6 +59,7 @@ class Option:
     metavar: str | None = None
     choices: tuple[str, ...] = ()
     minimum: int | None = None
+    maximum: int | None = None
 
 
 def option(help: str, **more: Any) -> dict[str, Option]:
@@ -75,12 +79,12 @@ class RunConfig:
         "build a TensorRT engine at load where none fits this machine (--no-engine-build: run ONNX Runtime "
         "instead)"))
     workers: int | None = field(default=None, metadata=option(
-        "parallel inference workers (default: 2 on 2+ CPUs)", metavar="N", minimum=1))
+        "parallel inference workers (default: 2 on 2+ CPUs)", metavar="N", minimum=1, maximum=64))
     threads: int | None = field(default=None, metadata=option(
-        "inference threads per worker (default: CPUs / workers)", metavar="N", minimum=1))
+        "inference threads per worker (default: CPUs / workers)", metavar="N", minimum=1, maximum=256))
     batch: int | None = field(default=None, metadata=option(
         "frames of up to N sources per inference call, where the bundle's batch dimension is dynamic "
-        "(default: the number of sources)", metavar="N", minimum=1))
+        "(default: the number of sources)", metavar="N", minimum=1, maximum=256))
     decode: DecodeMode = field(default=DecodeMode.THREAD, metadata=option(
         "decode sources in threads, or in processes through shared memory"))
     tracking: bool = field(default=True, metadata=option("track_id on detections (ByteTrack)"))
@@ -106,35 +110,40 @@ class SourceConfig(CaptureSettings):
         return CaptureSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(CaptureSettings)})
 
 
+# Bounds of the daemon's own keys (streams' dataclasses declare theirs the same way, as field metadata).
+_POSITIVE = {"above": 0.0}
+_PORT = {"minimum": 0, "maximum": 65535}
+
+
 @dataclass
 class EventsConfig:
-    max_mb: float | None = 100.0  # rotate events.jsonl at this size (None: never)
-    backups: int = 5
+    max_mb: float | None = field(default=100.0, metadata=_POSITIVE)  # rotate events.jsonl at this size (None: never)
+    backups: int = field(default=5, metadata={"minimum": 0, "maximum": 1000})
 
 
 @dataclass
 class HttpConfig:
-    port: int | None = None  # None: no HTTP server
+    port: int | None = field(default=None, metadata=_PORT)  # None: no HTTP server; 0: any free port
     host: str = "127.0.0.1"
     token: str | None = None  # required when host is not loopback
-    preview_fps: float = 15.0
+    preview_fps: float = field(default=15.0, metadata=_POSITIVE)
 
 
 @dataclass
 class MqttConfig:
     host: str
-    port: int = 1883
-    topic: str = "edge/{device}/{stream}/events"
+    port: int = field(default=1883, metadata={"minimum": 1, "maximum": 65535})
+    topic: str = "edge/{device}/{stream}/events"  # {device} and {stream} are filled in
     client_id: str = ""
     username: str | None = None
     password: str | None = None
-    qos: int = 0
+    qos: int = field(default=0, metadata={"minimum": 0, "maximum": 2})
 
 
 @dataclass(kw_only=True)
 class DaemonConfig(RunConfig):
     """``edge run``: the run options plus the daemon's sources and services. ``reconnect`` is
-    :class:`streams.feed.Backoff` (keys first_s, cap_s, healthy_s)."""
+    :class:`streams.feed.Backoff` (keys first_s, cap_s)."""
 
     sources: list[SourceConfig]
     device: str | None = None  # name in MQTT topics (default: the host name)
@@ -161,13 +170,33 @@ def _choices(kind: Any, declared: Option | None) -> tuple[str, ...]:
     return declared.choices if declared is not None else ()
 
 
-def problem(declared: Option | None, kind: Any, value: Any) -> str | None:
-    """What is wrong with a converted ``value`` of a field of type ``kind``, or ``None``."""
-    choices = _choices(kind, declared)
+def _bounds(metadata: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    """A field's (minimum, above, maximum): a run option's :class:`Option`, or plain ``metadata`` keys."""
+    declared: Option | None = metadata.get("option")
+    if declared is not None:
+        return declared.minimum, None, declared.maximum
+    return metadata.get("minimum"), metadata.get("above"), metadata.get("maximum")
+
+
+def problem(metadata: Mapping[str, Any], kind: Any, value: Any) -> str | None:
+    """What is wrong with a converted ``value`` of a field of type ``kind`` with ``metadata``, or ``None``."""
+    choices = _choices(kind, metadata.get("option"))
     if choices and value not in choices:
         return f"'{value}' is not one of {', '.join(choices)}"
-    if declared is not None and declared.minimum is not None and value is not None and value < declared.minimum:
-        return f"must be at least {declared.minimum}, got {value}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"expected a finite number, got {value}"
+    pattern = metadata.get("pattern")
+    if pattern is not None and isinstance(value, str) and not re.fullmatch(pattern, value):
+        return f"'{value}' does not match {pattern}"
+    if value is None or isinstance(value, (str, bool)):
+        return None
+    minimum, above, maximum = _bounds(metadata)
+    if minimum is not None and value < minimum:
+        return f"must be at least {minimum}, got {value}"
+    if above is not None and not value > above:
+        return f"must be more than {above:g}, got {value}"
+    if maximum is not None and value > maximum:
+        return f"must be at most {maximum}, got {value}"
     return None
 
 
@@ -218,7 +247,7 @@ class _Checker:
                 hint = f"; did you mean '{close[0]}'?" if close else f" (keys: {', '.join(fields)})"
                 raise self.error(key_node, at, f"unknown key{hint}")
             value = self.convert(value_node, hints[key], at)
-            wrong = problem(fields[key].metadata.get("option"), _plain_type(hints[key]), value)
+            wrong = problem(fields[key].metadata, _plain_type(hints[key]), value)
             if wrong:
                 raise self.error(value_node, at, wrong)
             values[key] = _member(hints[key], value)
@@ -249,7 +278,7 @@ def load_config(path: str | Path) -> DaemonConfig:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f"{mark.line + 1}:" if mark else ""
-        raise UsageError(f"{path}:{line} not valid YAML ({getattr(e, 'problem', e)})") from None
+        raise UsageError(f"{path}:{line} not valid YAML ({getattr(e, 'problem', None) or e})") from None
     if node is None:
         raise UsageError(f"{path}: the config is empty (needs at least 'sources' and 'bundles')")
     checker = _Checker(path)
@@ -258,6 +287,12 @@ def load_config(path: str | Path) -> DaemonConfig:
     for key in ("sources", "bundles"):
         if not getattr(config, key):
             raise checker.error(keys[key], key, "needs at least one entry")
+    if config.mqtt is not None:
+        try:
+            config.mqtt.topic.format(device="device", stream="stream")
+        except (KeyError, IndexError, ValueError):
+            raise checker.error(keys["mqtt"], "mqtt.topic", f"only {{device}} and {{stream}} may stand in braces, "
+                                                            f"not '{config.mqtt.topic}'") from None
     if config.http.port is not None and config.http.token is None:
         from streams.http import is_loopback
 
@@ -297,7 +332,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def _flag_type(name: str, kind: Any):
     """The flag's converter: the field's type and :func:`problem`'s check, in argparse's error form."""
-    declared: Option = RUN_OPTIONS[name].metadata["option"]
+    metadata = RUN_OPTIONS[name].metadata
 
     def parse(text: str) -> Any:
         value: Any = text
@@ -306,7 +341,7 @@ def _flag_type(name: str, kind: Any):
                 value = kind(text)
             except ValueError:
                 raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, not '{text}'") from None
-        wrong = problem(declared, kind, value)
+        wrong = problem(metadata, kind, value)
         if wrong:
             raise argparse.ArgumentTypeError(wrong)
         return _member(kind, value)

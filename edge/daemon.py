@@ -3,22 +3,27 @@
 Life cycle: load bundles and open the outputs → start the HTTP server → start the pipeline → tell systemd
 ``READY=1`` → ping its watchdog while the pipeline makes progress → on SIGTERM/SIGINT stop reading, drain
 what is in flight, finalise the video files, flush the events, write ``summary.json``, tell systemd
-``STOPPING=1``, exit 0. Sources that fail are reopened by their feeds (see :mod:`streams.feed`); a second
-signal while draining is ignored rather than cutting the drain short (systemd's ``TimeoutStopSec`` is
-the backstop).
+``STOPPING=1``, exit 0 (stopping is the daemon's normal end). Sources that fail are reopened by their feeds
+(see :mod:`streams.feed`); a second signal while draining is ignored rather than cutting the drain short
+(systemd's ``TimeoutStopSec`` is the backstop).
+
+The HTTP port is bound first, before a bundle is loaded or a file touched: a port in use or not allowed is a
+usage error (exit 2) naming ``http.port``. A restarted daemon keeps what the run before it wrote: events are
+appended, earlier videos renamed aside (:class:`edge.session.EarlierRun`).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
-import signal
 import socket
 from typing import Any
 
 from edge.config import DaemonConfig
+from edge.errors import UsageError
 from edge.pipeline import Sink
 from edge.pipeline.sinks import MqttSink, PreviewSink
-from edge.session import RunSession
+from edge.session import EarlierRun, RunSession
 from edge.systemd import SystemdNotifier
 from edge.telemetry import health, metrics_route, registry_for, status
 from streams.feed import SourceSpec
@@ -54,14 +59,33 @@ class Daemon(RunSession):
 
     def __init__(self, config: DaemonConfig):
         self.notifier = SystemdNotifier()
-        self.server = None
-        self.signalled = False
-        super().__init__(config, source_specs(config), DEFAULT_OUT, backoff=config.reconnect)
+        specs = source_specs(config)
+        self.server = self._bind(config, specs)
+        try:
+            super().__init__(config, specs, DEFAULT_OUT, backoff=config.reconnect, earlier=EarlierRun.KEEP)
+        except BaseException:
+            if self.server is not None:
+                self.server.close()
+            raise
         try:
             self._serve()
         except BaseException:
             self._close()
             raise
+
+    def _bind(self, config: DaemonConfig, specs: list[SourceSpec]):
+        """The HTTP server bound to its port (not yet serving), or ``None`` without ``http.port``."""
+        http = config.http
+        if http.port is None:
+            return None
+        from streams.http import FrameHub, PreviewServer
+
+        self.hub = FrameHub([s.name for s in specs], http.preview_fps)
+        try:
+            return PreviewServer(self.hub, {}, http.host, http.port, http.token)
+        except OSError as e:
+            reason = "in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
+            raise UsageError(f"http.port (--http-port): cannot listen on {http.host}:{http.port} ({reason})") from None
 
     def events_rotation(self) -> tuple[int | None, int]:
         events = self.config.events
@@ -70,10 +94,7 @@ class Daemon(RunSession):
     def more_sinks(self) -> list[Sink]:
         c = self.config
         sinks: list[Sink] = []
-        if c.http.port is not None:
-            from streams.http import FrameHub
-
-            self.hub = FrameHub([s.name for s in self.specs], c.http.preview_fps)
+        if self.server is not None:
             sinks.append(PreviewSink(self.hub))
         if c.mqtt is not None:
             from streams.mqtt import MqttPublisher
@@ -85,27 +106,19 @@ class Daemon(RunSession):
         return sinks
 
     def _serve(self) -> None:
-        http = self.config.http
-        if http.port is None:
+        if self.server is None:
             return
-        from streams.http import PreviewServer, json_route
+        from streams.http import json_route
 
         stall_limit = self.notifier.stall_limit_s(DEFAULT_STALL_S)
-        routes = {"/metrics": metrics_route(registry_for(self.pipeline)),
-                  "/health": json_route(lambda: health(self.pipeline, stall_limit)),
-                  "/status.json": json_route(lambda: (200, status(self.pipeline)))}
-        self.server = PreviewServer(self.hub, routes, http.host, http.port, http.token).start()
-        log.info("http listening", extra={"host": http.host, "port": self.server.port})
-
-    def _on_signal(self, number: int, _frame: object) -> None:
-        if not self.signalled:
-            log.info("stopping", extra={"signal": signal.Signals(number).name})
-        self.signalled = True
-        self.pipeline.stop()
+        self.server.routes.update({"/metrics": metrics_route(registry_for(self.pipeline)),
+                                   "/health": json_route(lambda: health(self.pipeline, stall_limit)),
+                                   "/status.json": json_route(lambda: (200, status(self.pipeline)))})
+        self.server.start()
+        log.info("http listening", extra={"host": self.config.http.host, "port": self.server.port})
 
     def run(self) -> int:
         """Runs until every source ended or a signal; returns the exit code."""
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         stall_limit = self.notifier.stall_limit_s(DEFAULT_STALL_S)
         try:
             log.info("running", extra={"streams": [s.name for s in self.specs], "out": str(self.out),
@@ -115,11 +128,9 @@ class Daemon(RunSession):
             self.pipeline.run(on_tick=lambda: self.notifier.ping(self.pipeline.stalled_s() < stall_limit))
         finally:
             self.notifier.notify("STOPPING=1")
-            for number, handler in previous.items():
-                signal.signal(number, handler)
             self._close()
         failures = self.pipeline.source_errors()
-        if failures and not self.signalled:
+        if failures and self.stop_signal.signal is None:
             raise failures[0]
         return 0
 

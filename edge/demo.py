@@ -57,7 +57,7 @@ def yolox_bundle(assets: Path, out: Path) -> Bundle:
     return _reuse_or_create(folder, lambda: create_bundle(
         assets / YOLOX, folder, task="detection", decoder="yolox", name="yolox_nano",
         labels=assets / "models/detection/coco80.names", thresholds=Thresholds(0.3, 0.45), color="bgr",
-        resize="letterbox", pad_value=114.0))
+        resize="letterbox", pad_value=114.0, overwrite=True))
 
 
 def espnet_bundle(assets: Path, out: Path) -> Bundle:
@@ -65,7 +65,7 @@ def espnet_bundle(assets: Path, out: Path) -> Bundle:
     folder = out / "espnetv2_voc"
     return _reuse_or_create(folder, lambda: create_bundle(
         assets / ESPNET, folder, task="segmentation", decoder="softmax", name="espnetv2_voc", labels=VOC_LABELS,
-        color="rgb", resize="stretch", mean=IMAGENET_MEAN, std=IMAGENET_STD))
+        color="rgb", resize="stretch", mean=IMAGENET_MEAN, std=IMAGENET_STD, overwrite=True))
 
 
 def movenet_bundle(assets: Path, out: Path, detector: str = "yolox_nano") -> Bundle:
@@ -73,7 +73,8 @@ def movenet_bundle(assets: Path, out: Path, detector: str = "yolox_nano") -> Bun
     folder = out / "movenet_topdown"
     return _reuse_or_create(folder, lambda: create_bundle(
         assets / MOVENET, folder, task="pose", decoder="movenet", name="movenet_topdown", color="rgb",
-        resize="stretch", thresholds=Thresholds(0.2, 0.45), needs={"detector": detector, "classes": ["person"]}))
+        resize="stretch", thresholds=Thresholds(0.2, 0.45), needs={"detector": detector, "classes": ["person"]},
+        overwrite=True))
 
 
 def demo_bundles(assets: Path, out: Path) -> list[Bundle]:
@@ -88,7 +89,7 @@ def run_demo(out: str | Path = "out/demo", assets: str | None = None) -> int:
     video = folder / DEMO_VIDEO
     print(f"edge demo: {', '.join(b.name for b in bundles)} on {video.name} "
           f"(footage: Intel IoT DevKit sample-videos, CC-BY-4.0)")
-    summary = replay(str(video), RunConfig(bundles=[str(b.root) for b in bundles], out=str(out)))
+    summary = replay(str(video), RunConfig(bundles=[str(b.root) for b in bundles], out=str(out)), overwrite=True)
     print(f"  {summary['frames']} frames ({summary['decoded_frames']} decoded) in {summary['wall_s']:.1f} s: "
           f"{summary['fps']:.1f} fps ({summary['backend']}, {summary['precision']})")
     print("  per bundle, alone: " + ", ".join(f"{name} {stats['fps']:.1f} fps"

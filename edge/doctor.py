@@ -22,6 +22,7 @@ from pathlib import Path
 from edge import __version__, cuda_info, jetson
 from edge.backends.trt_api import TrtApi
 from edge.errors import UsageError
+from streams.video import describe_encoder
 
 MISSING = "not installed"
 
@@ -121,6 +122,7 @@ CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("platform", lambda: f"{platform.system()} {platform.machine()}"),
     ("NumPy", _numpy),
     ("OpenCV", _opencv),
+    ("video writer", describe_encoder),  # issue 13: PyAV's H.264 in fragmented MP4, or OpenCV's mp4v fallback
     ("ONNX Runtime", _onnxruntime),
     ("TensorRT", _tensorrt),
     ("pycuda", lambda: _version("pycuda", "pycuda")),

@@ -14,16 +14,20 @@ from __future__ import annotations
 from typing import Any
 
 from edge.config import RunConfig
-from edge.session import RunSession
+from edge.errors import Interrupted
+from edge.session import EarlierRun, RunSession
 from streams.feed import SourceSpec
 
 DEFAULT_OUT = "out/replay"
 
 
-def replay(source: str, config: RunConfig, *, realtime: bool = False) -> dict[str, Any]:
+def replay(source: str, config: RunConfig, *, realtime: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Runs the replay of ``source`` (``realtime``: paced at the file's own rate) and returns the summary, also
-    written to ``OUT/summary.json``; the summary adds ``source``, ``bundles`` and, if the run failed, ``error``."""
-    session = RunSession(config, [SourceSpec(source, realtime=realtime)], DEFAULT_OUT)
+    written to ``OUT/summary.json``; the summary adds ``source``, ``bundles`` and, if the run failed, ``error``.
+    An earlier run's outputs in ``OUT`` are a usage error, or removed first with ``overwrite``. Stopped by
+    SIGINT or SIGTERM, it finishes what is in flight, writes everything, then raises :class:`Interrupted`."""
+    earlier = EarlierRun.REPLACE if overwrite else EarlierRun.REFUSE
+    session = RunSession(config, [SourceSpec(source, realtime=realtime)], DEFAULT_OUT, earlier=earlier)
     error: BaseException | None = None
     try:
         session.pipeline.run()
@@ -32,8 +36,14 @@ def replay(source: str, config: RunConfig, *, realtime: bool = False) -> dict[st
             raise failures[0]
     except BaseException as e:
         error = e
-        raise
-    finally:
-        failed = {"error": str(error) or type(error).__name__} if error is not None else {}
+    failed = {"error": str(error) or type(error).__name__} if error is not None else {}
+    try:
         summary = session.close(source=str(source), bundles=list(session.pipeline.labels), **failed)
+    except BaseException:
+        if error is None:
+            raise
+    if error is not None:
+        raise error  # the first failure, not one closing met after it
+    if session.stop_signal.signal is not None:
+        raise Interrupted(session.stop_signal.signal, f"{summary['frames']} frames written to {session.out}")
     return summary

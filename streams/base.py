@@ -1,17 +1,21 @@
 """What every source shares, in one module that the file sources and the cameras both import: the frame
-they yield, the source interface, its error, and what to ask a camera for."""
+they yield, the source interface, its error, and what to ask a camera for; and the writers' error."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 
 class SourceError(Exception):
     """A source that cannot be opened or read; the message names it."""
+
+
+class WriterError(Exception):
+    """An output file that cannot be opened or written; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class Source(ABC):
     """A stream of frames. ``fps`` is the nominal rate (used for pacing and output video). ``live`` sources
     produce frames whether or not anyone reads them, so a reader that falls behind must drop, not queue.
     ``decoded`` counts the frames decoded so far, so a pipeline can show it decodes each frame once however
-    many models run."""
+    many models run; ``skipped`` those that could not be decoded and were passed over."""
 
     live = False
 
@@ -42,6 +46,7 @@ class Source(ABC):
         self.fps = fps
         self.source_id = source_id
         self.decoded = 0
+        self.skipped = 0
 
     @abstractmethod
     def __iter__(self) -> Iterator[Frame]:
@@ -63,8 +68,8 @@ class CaptureSettings:
     (USB cameras often reach their full rate only in MJPG). ``timeout_s`` bounds opening and each read of a
     network stream, so a dead camera is noticed instead of hanging the reader."""
 
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    fourcc: str | None = None
-    timeout_s: float = 5.0
+    width: int | None = field(default=None, metadata={"minimum": 1})  # bounds that edge.config checks
+    height: int | None = field(default=None, metadata={"minimum": 1})
+    fps: float | None = field(default=None, metadata={"above": 0.0})
+    fourcc: str | None = field(default=None, metadata={"pattern": "[0-9A-Za-z ]{1,4}"})
+    timeout_s: float = field(default=5.0, metadata={"above": 0.0, "maximum": 3600.0})

@@ -3,8 +3,10 @@
 A feed is a small state machine (``StreamState``): STARTING → STREAMING → (RECONNECTING → STREAMING)* →
 ENDED or FAILED. A recorded source ends when its file does; a source marked ``reconnect`` (every live one
 by default) that fails or ends is reopened after an exponential backoff, capped, and counted, while the
-other feeds go on. Frame numbers keep counting across reopenings, so events of one stream never repeat
-an index.
+other feeds go on, for as long as the process runs: only ``stop`` ends a reconnecting feed. The backoff
+starts again from ``first_s`` once an opening delivered frames. Frame numbers keep counting across
+reopenings, so events of one stream never repeat an index. Whatever a reader raises (an OpenCV error
+included) is a failure of the stream, logged as one line, never a traceback from the thread.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from streams.base import CaptureSettings, Frame, SourceError
@@ -51,16 +52,20 @@ class SourceSpec:
     policy: DropPolicy = DropPolicy.LOSSLESS
 
 
+# Bounds a configuration checks (field metadata, read by edge.config): a delay must be positive and at most a day.
+_DELAY = {"above": 0.0, "maximum": 86400.0}
+
+
 @dataclass(frozen=True)
 class Backoff:
-    """Reopen delays ``first * 2**n`` capped at ``cap``; ``n`` restarts after a source ran ``healthy_s``."""
+    """Reopen delays ``first_s * 2**n`` capped at ``cap_s``, for any number ``n`` of failed attempts in a row."""
 
-    first_s: float = 0.5
-    cap_s: float = 30.0
-    healthy_s: float = 30.0
+    first_s: float = field(default=0.5, metadata=_DELAY)
+    cap_s: float = field(default=30.0, metadata=_DELAY)
 
     def delay(self, attempt: int) -> float:
-        return min(self.cap_s, self.first_s * 2 ** attempt)
+        # 2.0**64 is a finite float and first_s * 2**64 exceeds any cap: the exponent never has to grow further.
+        return min(self.cap_s, self.first_s * 2.0 ** min(attempt, 64))
 
 
 class ThreadReader:
@@ -69,11 +74,15 @@ class ThreadReader:
     def __init__(self, spec: SourceSpec, stop: threading.Event):
         self.source = open_source(spec.uri, name=spec.name, source_id=spec.source_id, settings=spec.settings)
         self.name, self.fps = self.source.name, self.source.fps
-        self.dropped = 0
         self._frames = paced(self.source) if spec.realtime else iter(self.source)
 
     def __iter__(self) -> Iterator[Frame]:
         return self._frames
+
+    @property
+    def dropped(self) -> int:
+        """Frames lost before the queue: here, those the source could not decode and skipped."""
+        return self.source.skipped
 
     def close(self) -> None:
         self.source.close()
@@ -109,30 +118,36 @@ class SourceFeed:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         attempt = 0
         try:
             while not self.stop.is_set():
-                started = time.monotonic()
+                before = self.frames
                 try:
                     self._stream()
                     if self.stop.is_set() or not self.spec.reconnect:
                         self.state = StreamState.ENDED
                         return
                     raise SourceError(f"{self.spec.uri}: the stream ended")
-                except SourceError as e:
+                except Exception as e:
                     if self.stop.is_set():
                         return
+                    error = e if isinstance(e, SourceError) else SourceError(
+                        f"{self.spec.uri}: reading failed ({type(e).__name__}: {e})")
                     if not self.spec.reconnect:
-                        self.error, self.state = e, StreamState.FAILED
-                        log.error("stream failed", extra={"stream": self.name, "error": str(e)})
+                        self.error, self.state = error, StreamState.FAILED
+                        log.info("stream failed", extra={"stream": self.name, "error": str(error)})
                         return
-                    attempt = 0 if time.monotonic() - started > self.backoff.healthy_s else attempt
+                    attempt = 0 if self.frames > before else attempt
                     delay = self.backoff.delay(attempt)
                     attempt += 1
                     self.reconnects += 1
                     self.state = StreamState.RECONNECTING
-                    log.warning("stream lost; reopening", extra={"stream": self.name, "error": str(e),
+                    log.warning("stream lost; reopening", extra={"stream": self.name, "error": str(error),
                                                                   "retry_in_s": delay, "reconnects": self.reconnects})
                     self.stop.wait(delay)
         finally:
@@ -150,15 +165,18 @@ class SourceFeed:
             self.opened.set()
             log.info("stream open", extra={"stream": self.name, "fps": round(self.fps, 2), "decode": self.mode.value})
             offset, reported = self.frames, 0
-            for frame in reader:
-                if offset:
-                    frame = dataclasses.replace(frame, index=frame.index + offset)
-                self.queue.put(frame, self.stop)
-                self.frames += 1
-                if reader.dropped != reported:
-                    self.queue.add_dropped(self.spec.source_id, reader.dropped - reported)
-                    reported = reader.dropped
-                if self.stop.is_set():
-                    return
+            try:
+                for frame in reader:
+                    if offset:
+                        frame = dataclasses.replace(frame, index=frame.index + offset)
+                    self.queue.put(frame, self.stop)
+                    self.frames += 1
+                    if reader.dropped != reported:
+                        self.queue.add_dropped(self.spec.source_id, reader.dropped - reported)
+                        reported = reader.dropped
+                    if self.stop.is_set():
+                        return
+            finally:  # what the reader dropped after its last frame
+                self.queue.add_dropped(self.spec.source_id, reader.dropped - reported)
         finally:
             reader.close()

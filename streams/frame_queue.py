@@ -86,6 +86,12 @@ class FrameQueue:
         with self._condition:
             return not any(self._open) and not any(self._queues)
 
+    @property
+    def idle(self) -> bool:
+        """No frame waiting (sources may still be open)."""
+        with self._condition:
+            return not any(self._queues)
+
     def take(self, timeout: float, most: int = 1) -> list[Taken]:
         """Up to ``most`` frames, from as many sources, with their take-order numbers; waits up to ``timeout`` s
         for the first. Empty after the timeout or once exhausted."""

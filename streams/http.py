@@ -124,7 +124,8 @@ class PreviewServer:
 
     def close(self) -> None:
         self.stopping.set()
-        self.server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever, which never ran on a server not started
+            self.server.shutdown()
         self.server.server_close()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -133,7 +133,7 @@ def _decode_main(spec, frames_out: Connection, slots_back: Connection, slot_coun
                 slot = free.popleft()
                 np.copyto(ring.view(slot, image.shape), image)
                 frames_out.send(FrameReady(ring.generation, slot, image.shape, frame.index, frame.pts,
-                                           frame.captured, frame.decode_s, dropped))
+                                           frame.captured, frame.decode_s, dropped + source.skipped))
             frames_out.send(Ended())
     except SourceError as e:
         frames_out.send(Failed(str(e)))

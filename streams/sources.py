@@ -1,7 +1,10 @@
 """Sources yield :class:`Frame` objects, in order, from video files, image folders, globs and live devices.
 
 A source is chosen from its URI, as jetson-inference's ``videoSource`` does. Recorded sources are
-lossless: every frame is yielded once, in order, and a file that ends early is reported, not hidden.
+lossless: every frame is yielded once, in order, and a file that ends early is reported, not hidden. An
+image that cannot be read in a folder or glob is skipped, logged and counted (``skipped``), as a camera's
+glitch would be; files of a folder that are not images are named in one log line. Only regular files are
+read: a FIFO or a device node given as a file would block the reader forever.
 Live sources (cameras, CSI, RTSP/HTTP streams) are in :mod:`streams.cameras`; what every source shares
 (:class:`Frame`, :class:`Source`, :class:`SourceError`) in :mod:`streams.base`.
 """
@@ -9,7 +12,9 @@ Live sources (cameras, CSI, RTSP/HTTP streams) are in :mod:`streams.cameras`; wh
 from __future__ import annotations
 
 import glob
+import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +24,8 @@ import cv2
 from streams.base import CaptureSettings, Frame, Source, SourceError
 from streams.cameras import CaptureSource
 from streams.uris import is_glob, is_live, stream_name
+
+log = logging.getLogger("streams.sources")
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
@@ -68,11 +75,34 @@ class ImageSequenceSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
             start = time.monotonic()
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR) if _is_regular(path) else None
             if image is None:
-                raise SourceError(f"{path}: cannot read as an image (unsupported format or corrupt file)")
+                self.skipped += 1
+                log.warning("image skipped: cannot read it (unsupported format or corrupt file)",
+                            extra={"path": str(path)})
+                continue
             self.decoded += 1
             yield Frame(image, index, index / self.fps, self.name, start, time.monotonic() - start, self.source_id)
+        if self.decoded == 0:
+            raise SourceError(f"{self.name}: none of its {len(self.paths)} images could be read")
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _folder_images(path: Path) -> list[Path]:
+    """The images of a folder in name order; the other files are named in one log line."""
+    files = sorted(p for p in path.iterdir() if not p.is_dir())
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES and not p.name.startswith(".")]
+    if others and images:
+        log.warning("files that are not images ignored", extra={"folder": str(path), "count": len(others),
+                                                                 "files": ", ".join(others[:5])})
+    return images
 
 
 def open_source(uri: str, *, name: str | None = None, source_id: int = 0,
@@ -90,7 +120,7 @@ def open_source(uri: str, *, name: str | None = None, source_id: int = 0,
             raise SourceError(f"{uri}: the pattern matches no file")
         return ImageSequenceSource(name, paths, source_id=source_id)
     if path.is_dir():
-        paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = _folder_images(path)
         if not paths:
             raise SourceError(f"{path}: the folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return ImageSequenceSource(name, paths, source_id=source_id)
@@ -98,6 +128,9 @@ def open_source(uri: str, *, name: str | None = None, source_id: int = 0,
         raise SourceError(f"{path}: no such file or folder")
     if not os.access(path, os.R_OK):
         raise SourceError(f"{path}: not readable (permission denied)")
+    if not _is_regular(path):
+        raise SourceError(f"{path}: not a regular file (a FIFO, socket or device); give a video file, an image, "
+                          f"a folder or a glob, or a camera as /dev/videoN")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSequenceSource(name, [path], source_id=source_id)
     return VideoFileSource(path, name, source_id)

@@ -37,7 +37,7 @@ def test_replay_and_run_offer_the_same_run_options():
     # and nothing else on either side looks like a run option under another name
     others = {s for parser in (subparser("replay"), subparser("run")) for a in parser._actions
               if a.dest not in RUN_OPTIONS for s in a.option_strings}
-    assert others == {"-h", "--help", "--debug", "--realtime", "--config", "--source", "--http-port"}
+    assert others == {"-h", "--help", "--debug", "--realtime", "--overwrite", "--config", "--source", "--http-port"}
 
 
 def test_every_run_option_is_a_key_of_the_daemon_config():

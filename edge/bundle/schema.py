@@ -44,7 +44,7 @@ BUNDLE_SCHEMA: dict[str, Any] = {
                 "std": {**_number_list, "items": {"type": "number", "exclusiveMinimum": 0}},
             },
         },
-        "labels": {"type": "array", "items": {"type": "string"}},
+        "labels": {"type": "array", "items": {"type": "string", "pattern": "\\S"}},  # none blank
         "thresholds": {
             "type": "object",
             "required": ["score", "iou"],

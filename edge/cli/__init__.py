@@ -22,6 +22,7 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from edge import __version__
 from edge.cli.bundle import add_bundle_parser
@@ -32,11 +33,18 @@ from edge.cli.run import add_run_parsers
 from edge.errors import EdgeError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors as the one line every other error is (argparse adds the usage before it);
+    its subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"edge: error: {' '.join(message.split())} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser = argparse.ArgumentParser(prog="edge", description="Computer vision on Jetson-class devices.",
-                                     parents=[common])
+    parser = OneLineParser(prog="edge", description="Computer vision on Jetson-class devices.", parents=[common])
     parser.add_argument("--version", action="version", version=f"edge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_demo_doctor_parsers(commands, common)
@@ -48,15 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from edge.logs import configure_plain, quiet_native_logs
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_native_logs(args.debug)
+    configure_plain(args.debug)  # edge run switches to JSON lines
     try:
         return args.func(args)
     except BaseException as e:  # every failure ends as one line and the contract's exit code
         code, message = _exit_code(e)
         if args.debug:
             traceback.print_exc()
-        print(f"edge: error: {message}", file=sys.stderr)
+        print(f"edge: error: {' '.join(message.split())}", file=sys.stderr)  # one line, whatever a library wrote
         return code
 
 
@@ -74,4 +86,6 @@ def _exit_code(error: BaseException) -> tuple[int, str]:
         return 130, "interrupted"
     if isinstance(error, SystemExit):
         raise error
+    if isinstance(error, OSError) and error.filename is not None:  # a file the run could not write or read
+        return 4, f"{error.filename}: {error.strerror or error}"
     return 4, f"internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)"

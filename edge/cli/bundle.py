@@ -19,6 +19,7 @@ def add_bundle_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--task", required=True, choices=TASKS)
     create.add_argument("--decoder", required=True, choices=sorted(DECODERS))
     create.add_argument("--out", required=True, help="bundle folder to write")
+    create.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder")
     create.add_argument("--name", help="bundle name (default: the ONNX file's stem)")
     create.add_argument("--labels", help="text file, one label per line, in class-index order")
     add_input_options(create, defaults=True)
@@ -61,6 +62,7 @@ def cmd_bundle_create(args: argparse.Namespace) -> int:
         files=dict(args.file), needs={k: json_value(v) for k, v in args.needs}, input_size=args.input_size,
         layout=args.layout, color=args.color,
         resize=args.resize, pad_value=args.pad_value, mean=args.mean, std=args.std, dtype=args.dtype,
+        overwrite=args.overwrite,
     )
     print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}) written to {bundle.root}")
     return 0

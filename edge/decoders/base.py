@@ -79,9 +79,27 @@ class DecoderBase:
         except FieldError as e:
             raise self.bad(str(e)) from None
 
-    def bad(self, what: str) -> BadInputError:
-        """An error about this bundle's model or decoder arguments, naming the bundle."""
-        return BadInputError(f"{self.bundle.root}: decoder '{self.name}': {what}")
+    def bad(self, what: str, about: str = "model") -> DecoderMismatch:
+        """An error about this bundle's model, decoder arguments or ``labels`` (``about``), naming the bundle."""
+        return DecoderMismatch(f"{self.bundle.root}: decoder '{self.name}': {what}", what, about)
+
+    def check_labels(self, classes: int) -> None:
+        """The bundle's labels, when it has any, name each of the model's ``classes`` once, none blank."""
+        labels = self.bundle.labels
+        if labels and len(labels) != classes:
+            raise self.bad(f"{len(labels)} labels for an output of {classes} classes", "labels")
+        blank = [i for i, label in enumerate(labels) if not label.strip()]
+        if blank:
+            raise self.bad(f"label {blank[0]} is blank", "labels")
+
+
+class DecoderMismatch(BadInputError):
+    """A bundle whose decoder, decoder arguments or labels do not fit its model; ``problem`` says what, without
+    the bundle's name, for ``bundle create`` to blame the flag."""
+
+    def __init__(self, message: str, problem: str, about: str):
+        super().__init__(message)
+        self.problem, self.about = problem, about
 
 
 class Decoder(DecoderBase, ABC):

@@ -29,6 +29,7 @@ class TopKDecoder(Decoder, key="topk", aliases=("softmax-topk",), task="classifi
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)
         shape = self.output_shape("[1, classes]", rank=2, static=(1,))
+        self.check_labels(shape[1])
         self.topk = min(self.args.topk, shape[1])
 
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Classification:

@@ -60,8 +60,7 @@ class _ScoreMapDecoder(Decoder, task="segmentation", args=ScoreMapArgs):
         super().__init__(bundle, outputs)
         self.output = self.args.output
         self.num_classes = self.output_shape("[1, classes, height, width]", rank=4, static=(1,))[1]
-        if bundle.labels and len(bundle.labels) != self.num_classes:
-            raise self.bad(f"{len(bundle.labels)} labels for an output of {self.num_classes} classes")
+        self.check_labels(self.num_classes)
         self.upsample = self.args.upsample
         self.background = self.args.background_class
         self._band = np.empty((0, 0, 0), np.float32)

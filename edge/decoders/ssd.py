@@ -35,7 +35,10 @@ class SsdArgs:
 class SsdDecoder(Decoder, key="ssd", task="detection", roles=("model", "anchors"), args=SsdArgs):
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)
-        anchors = self.load_anchors(self.outputs[self.args.logits_output].shape[1])
+        logits = self.outputs[self.args.logits_output].shape
+        anchors = self.load_anchors(logits[1])
+        if isinstance(logits[2], int):
+            self.check_labels(logits[2])  # class 0 (background) has its label too
         sizes = anchors[:, 2:] - anchors[:, :2]
         self.anchor_sizes = sizes
         self.anchor_centres = anchors[:, :2] + 0.5 * sizes

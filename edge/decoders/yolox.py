@@ -37,6 +37,7 @@ class YoloxDecoder(Decoder, key="yolox", task="detection", args=OutputArgs):
     def __init__(self, bundle, outputs):
         super().__init__(bundle, outputs)
         shape = self.output_shape("[1, N, 5 + classes]", rank=3, static=(1, 2), fits=lambda s: s[2] >= 6)
+        self.check_labels(shape[2] - 5)
         try:
             self.grid, self.strides = grid_for(bundle.input.width, bundle.input.height, shape[1])
         except ValueError as e:

@@ -23,6 +23,7 @@ drop policy a live stream drops rather than queues: the wait from capture to res
 from __future__ import annotations
 
 import heapq
+import logging
 import queue
 import threading
 import time
@@ -42,6 +43,9 @@ from streams.feed import Backoff, DecodeMode, SourceFeed, SourceSpec
 from streams.frame_queue import FrameQueue, Taken
 
 _WAIT_S = 0.25
+# How long a stopped run waits for a feed still blocked in a read (a network read times out before that).
+FEED_JOIN_S = 10.0
+log = logging.getLogger("edge.pipeline")
 
 
 class Pipeline:
@@ -54,6 +58,7 @@ class Pipeline:
     def __init__(self, specs: Sequence[SourceSpec], workers: Sequence[RunnerGraph], sinks: Sequence[Sink], *,
                  decode: DecodeMode = DecodeMode.THREAD, track: bool = False, backoff: Backoff | None = None):
         self.stopping = threading.Event()
+        self._abandoned = threading.Event()
         self.queue = FrameQueue([s.policy for s in specs])
         self.feeds = [SourceFeed(s, self.queue, self.stopping, decode, backoff or Backoff()) for s in specs]
         self.workers = list(workers)
@@ -107,12 +112,17 @@ class Pipeline:
             thread.start()
         try:
             self._dispatch(threads, on_tick)
+        except BaseException:
+            self._abandoned.set()  # no one gives room back any more: the workers must not wait for it
+            raise
         finally:
             self.stop()
             for thread in threads:
                 thread.join()
             for feed in self.feeds:
-                feed.join()
+                feed.join(FEED_JOIN_S)
+                if feed.alive:
+                    log.warning("stream did not stop; left behind", extra={"stream": feed.name})
         if self.errors:
             raise self.errors[0]
 
@@ -121,7 +131,8 @@ class Pipeline:
         while True:
             taken = self._take(graph.batch)
             if not taken:
-                if self.queue.exhausted:
+                # Stopping, what was decoded is processed, not what a source still blocked in a read may bring.
+                if self.queue.exhausted or self._abandoned.is_set() or (self.stopping.is_set() and self.queue.idle):
                     return
                 continue
             self._busy_since[worker] = time.monotonic()

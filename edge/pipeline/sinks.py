@@ -73,12 +73,13 @@ class SinkSet:
 
 
 class EventsSink:
-    """``events.jsonl``, one line per frame, flushed; rotated by size when ``max_bytes`` is given."""
+    """``events.jsonl``, one whole line per frame (:class:`streams.writers.EventLog`); rotated by size when
+    ``max_bytes`` is given; ``append`` keeps an earlier run's lines."""
 
     critical = True
 
-    def __init__(self, path: Path, max_bytes: int | None = None, backups: int = 5):
-        self.log = EventLog(path, max_bytes, backups)
+    def __init__(self, path: Path, max_bytes: int | None = None, backups: int = 5, *, append: bool = False):
+        self.log = EventLog(path, max_bytes, backups, append=append)
 
     def write(self, item: FrameResult) -> None:
         self.log.write(item.event_json)

@@ -1,6 +1,8 @@
 """A network camera stand-in: serves real footage as HTTP MJPEG on loopback at the file's frame rate.
 
-Run as ``python -m tests.helpers.mjpeg_server VIDEO PORT``; tests kill and restart it to make the stream drop.
+Run as ``python -m tests.helpers.mjpeg_server VIDEO PORT [STALL_AFTER]``; tests kill and restart it to make
+the stream drop. With STALL_AFTER, each client gets that many frames, then nothing more on a connection
+that stays open: a camera that stalls.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def load_jpegs(video: str, limit: int = 250) -> tuple[list[bytes], float]:
     return jpegs, fps
 
 
-def serve(video: str, port: int) -> None:
+def serve(video: str, port: int, stall_after: int | None = None) -> None:
     jpegs, fps = load_jpegs(video)
 
     class Handler(BaseHTTPRequestHandler):
@@ -38,6 +40,8 @@ def serve(video: str, port: int) -> None:
             start, n = time.monotonic(), 0
             try:
                 while True:
+                    if stall_after is not None and n >= stall_after:
+                        time.sleep(3600)
                     jpeg = jpegs[n % len(jpegs)]
                     self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
                                      % (len(jpeg), jpeg))
@@ -53,4 +57,4 @@ def serve(video: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
+    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)

@@ -33,8 +33,9 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
 class MjpegCamera:
     """The footage as an MJPEG stream on a fixed loopback port; ``kill`` and ``start`` to make it drop."""
 
-    def __init__(self, video: Path):
+    def __init__(self, video: Path, stall_after: int | None = None):
         self.video, self.port = video, free_port()
+        self.stall_after = stall_after
         self.process: subprocess.Popen | None = None
 
     @property
@@ -42,8 +43,9 @@ class MjpegCamera:
         return f"http://127.0.0.1:{self.port}/stream.mjpg"
 
     def start(self) -> MjpegCamera:
+        stall = [] if self.stall_after is None else [str(self.stall_after)]
         self.process = subprocess.Popen([sys.executable, "-m", "tests.helpers.mjpeg_server", str(self.video),
-                                         str(self.port)], cwd=ROOT, stdout=subprocess.PIPE)
+                                         str(self.port), *stall], cwd=ROOT, stdout=subprocess.PIPE)
         assert self.process.stdout.readline().strip() == b"ready"
         return self
 
