@@ -55,7 +55,9 @@ class Option:
     flag: str | None = None  # default: --KEY with '-' for '_'
     metavar: str | None = None
     choices: tuple[str, ...] = ()
-    minimum: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    separator: str | None = None  # a list given as one flag value, e.g. --classes person,car
 
 
 def option(help: str, **more: Any) -> dict[str, Option]:
@@ -64,7 +66,26 @@ def option(help: str, **more: Any) -> dict[str, Option]:
 
 
 @dataclass(kw_only=True)
-class RunConfig:
+class Filters:
+    """Thresholds and filters chosen at run time over the bundle's own (``bundle.json`` ``thresholds``), as
+    Ultralytics' ``conf``/``iou``/``classes``/``max_det`` and jetson-inference's ``--threshold``. As run options
+    they apply to every bundle; under ``thresholds`` (``--thresholds BUNDLE:KEY=VALUE``), to one bundle, over
+    the run options (:mod:`edge.filters` applies them)."""
+
+    score: float | None = field(default=None, metadata=option(
+        "keep results scoring at least X, 0..1 (default: each bundle's)", metavar="X", minimum=0, maximum=1))
+    iou: float | None = field(default=None, metadata=option(
+        "NMS: a box overlapping a better one of its class by more than X goes, 0..1 (default: each bundle's)",
+        metavar="X", minimum=0, maximum=1))
+    classes: list[str] | None = field(default=None, metadata=option(
+        "keep only detections of these labels, comma-separated, e.g. person,car (detection bundles)",
+        metavar="LABELS", separator=","))
+    max_det: int | None = field(default=None, metadata=option(
+        "at most N detections per frame and bundle (default: each bundle's)", metavar="N", minimum=1))
+
+
+@dataclass(kw_only=True)
+class RunConfig(Filters):
     """What a run does, the same keys for ``edge replay`` and ``edge run`` (flags) and ``edge run --config``."""
 
     bundles: list[str] = field(metadata=option("bundle folder; repeatable", flag="--bundle", metavar="DIR"))
@@ -87,6 +108,10 @@ class RunConfig:
     video: bool = field(default=True, metadata=option("write the annotated video"))
     save_masks: bool = field(default=False, metadata=option(
         "write each frame's class, instance and panoptic id maps as PNGs under OUT/<kind>/<bundle>/"))
+    thresholds: dict[str, Filters] = field(default_factory=dict, metadata=option(
+        "one bundle's thresholds and filters over the run's, e.g. yolox_nano:score=0.5 or "
+        "yolox_nano:classes=person,car (keys: score, iou, classes, max_det); repeatable",
+        metavar="BUNDLE:KEY=VALUE"))
 
     def __post_init__(self) -> None:
         self.decode = DecodeMode(self.decode)  # also when made in code with the text
@@ -145,6 +170,7 @@ class DaemonConfig(RunConfig):
 
 
 RUN_OPTIONS = {f.name: f for f in dataclasses.fields(RunConfig)}
+FILTER_OPTIONS = {f.name: f for f in dataclasses.fields(Filters)}
 _HINTS = typing.get_type_hints(RunConfig)
 
 
@@ -166,8 +192,14 @@ def problem(declared: Option | None, kind: Any, value: Any) -> str | None:
     choices = _choices(kind, declared)
     if choices and value not in choices:
         return f"'{value}' is not one of {', '.join(choices)}"
-    if declared is not None and declared.minimum is not None and value is not None and value < declared.minimum:
-        return f"must be at least {declared.minimum}, got {value}"
+    if declared is None or value is None:
+        return None
+    if declared.separator is not None and not value:
+        return "give at least one"
+    if declared.minimum is not None and value < declared.minimum:
+        return f"must be at least {declared.minimum:g}, got {value}"
+    if declared.maximum is not None and value > declared.maximum:
+        return f"must be at most {declared.maximum:g}, got {value}"
     return None
 
 
@@ -191,6 +223,10 @@ class _Checker:
             if not isinstance(node, yaml.SequenceNode):
                 raise self.error(node, where, "expected a list")
             return [self.convert(item, args[0], f"{where}[{i}]") for i, item in enumerate(node.value)]
+        if origin is dict:
+            if not isinstance(node, yaml.MappingNode):
+                raise self.error(node, where, "expected a mapping")
+            return {str(key.value): self.convert(value, args[1], f"{where}.{key.value}") for key, value in node.value}
         if isinstance(kind, type) and issubclass(kind, enum.Enum):
             return self.convert(node, str, where)  # checked against its values, then made a member
         if not isinstance(node, yaml.ScalarNode):
@@ -287,17 +323,19 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         common = {"dest": name, "default": argparse.SUPPRESS, "help": text}
         if kind is bool:
             group.add_argument(flag_of(name), action=argparse.BooleanOptionalAction, **common)
-        elif typing.get_origin(kind) is list:
+        elif typing.get_origin(kind) is dict:
+            group.add_argument(flag_of(name), action=_PerBundle, metavar=declared.metavar, **common)
+        elif typing.get_origin(kind) is list and declared.separator is None:
             group.add_argument(flag_of(name), action="append", metavar=declared.metavar, **common)
         else:
             choices = _choices(kind, declared)
             metavar = "{" + ",".join(choices) + "}" if choices else declared.metavar
-            group.add_argument(flag_of(name), type=_flag_type(name, kind), metavar=metavar, **common)
+            group.add_argument(flag_of(name), type=_flag_type(f, kind), metavar=metavar, **common)
 
 
-def _flag_type(name: str, kind: Any):
+def _flag_type(f: dataclasses.Field, kind: Any):
     """The flag's converter: the field's type and :func:`problem`'s check, in argparse's error form."""
-    declared: Option = RUN_OPTIONS[name].metadata["option"]
+    declared: Option = f.metadata["option"]
 
     def parse(text: str) -> Any:
         value: Any = text
@@ -306,12 +344,34 @@ def _flag_type(name: str, kind: Any):
                 value = kind(text)
             except ValueError:
                 raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, not '{text}'") from None
+        elif declared.separator is not None:
+            value = [part.strip() for part in text.split(declared.separator) if part.strip()]
         wrong = problem(declared, kind, value)
         if wrong:
             raise argparse.ArgumentTypeError(wrong)
         return _member(kind, value)
 
     return parse
+
+
+class _PerBundle(argparse.Action):
+    """``--thresholds BUNDLE:KEY=VALUE``: one :class:`Filters` key of one bundle, converted and checked as the
+    run option of the same name is; repeated flags add up into the ``{bundle: Filters}`` mapping."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, text: Any,
+                 option_string: str | None = None) -> None:
+        bundle, _, setting = str(text).partition(":")
+        key, equals, value = setting.partition("=")
+        if not bundle or not equals or key not in FILTER_OPTIONS:
+            raise argparse.ArgumentError(self, f"expected BUNDLE:KEY=VALUE with KEY one of "
+                                               f"{', '.join(FILTER_OPTIONS)}, not '{text}'")
+        try:
+            converted = _flag_type(FILTER_OPTIONS[key], _plain_type(_HINTS[key]))(value)
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentError(self, f"{bundle}:{key}: {e}") from None
+        given = dict(getattr(namespace, self.dest, None) or {})
+        given[bundle] = dataclasses.replace(given.get(bundle, Filters()), **{key: converted})
+        setattr(namespace, self.dest, given)
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from edge.bundle import load_bundle
 from edge.config import RunConfig
+from edge.filters import apply_filters
 from edge.graph import make_workers
 from edge.paths import make_out_dir
 from edge.pipeline import Pipeline, Sink
@@ -32,7 +33,8 @@ class RunSession:
                  backoff: Backoff | None = None):
         self.config = config
         self.specs = list(specs)
-        self.workers = make_workers([load_bundle(b) for b in config.bundles], config.backend, config.threads,
+        self.bundles = apply_filters([load_bundle(b) for b in config.bundles], config)
+        self.workers = make_workers(self.bundles, config.backend, config.threads,
                                     config.workers, batch=config.batch or len(self.specs),
                                     allow_build=config.engine_build)
         try:
