@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import cv2
 import numpy as np
@@ -31,8 +32,9 @@ def check_outputs(out, frames, stream, width, height, tracked=True):
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert [e["frame"] for e in events] == list(range(frames))
     for event in events:
-        assert set(event) == {"stream", "frame", "pts", "results"}
+        assert set(event) == {"stream", "frame", "pts", "time", "size", "results"}
         assert event["stream"] == stream and isinstance(event["pts"], float)
+        assert event["size"] == [width, height] and abs(event["time"] - time.time()) < 3600
         (result,) = event["results"].values()
         for det in result["detections"]:
             assert set(det) == {"label", "class_id", "score", "box"} | ({"track_id"} if tracked else set())
