@@ -3,7 +3,8 @@ make it: the inference workers, the output folder, the sinks the options ask for
 to close it all.
 
 Closing always closes the sinks (finalising video files, flushing events) and the workers, even after a
-failure, and writes ``summary.json`` last (with the detections counted per label), so a run that fails
+failure, and writes ``summary.json`` last (with the detections counted per label, or the distinct tracks when
+tracking is on, and the ``run`` block that identifies it: :mod:`edge.identity`), so a run that fails
 half-way keeps everything it produced.
 """
 
@@ -18,6 +19,7 @@ from edge.bundle import load_bundle
 from edge.config import RunConfig
 from edge.filters import apply_filters
 from edge.graph import make_workers
+from edge.identity import run_identity
 from edge.paths import make_out_dir
 from edge.pipeline import Pipeline, Sink
 from edge.pipeline.sinks import EventsSink, LabelCounter, MapsSink, VideoSink
@@ -62,6 +64,14 @@ class RunSession:
     def more_sinks(self) -> list[Sink]:
         return []
 
+    def _labels(self) -> dict[str, Any]:
+        """``labels``: distinct tracks per label when tracking is on, else detections per label (every
+        frame's); ``detections_per_label`` is always the latter."""
+        detections = dict(self.labels.counts.most_common())
+        tracked = self.config.tracking
+        return {"labels": dict(self.labels.tracks.most_common()) if tracked else detections,
+                "labels_counted": "tracks" if tracked else "detections", "detections_per_label": detections}
+
     def _close_workers(self) -> None:
         for graph in self.workers:
             graph.close()
@@ -73,6 +83,7 @@ class RunSession:
             self.pipeline.close_sinks()
         finally:
             self._close_workers()
-            summary = {**self.pipeline.summary(), "labels": dict(self.labels.counts.most_common()), **extra}
+            summary = {**self.pipeline.summary(), **self._labels(), **extra,
+                       "run": run_identity(self.pipeline, self.bundles, [s.uri for s in self.specs])}
             (Path(self.out) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary

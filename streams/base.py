@@ -36,6 +36,7 @@ class Source(ABC):
     many models run."""
 
     live = False
+    length: int | None = None  # frames it holds, where known ahead (a file's count, a folder's images)
 
     def __init__(self, name: str, fps: float, source_id: int = 0):
         self.name = name
