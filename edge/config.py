@@ -167,6 +167,8 @@ class DaemonConfig(RunConfig):
     http: HttpConfig = field(default_factory=HttpConfig)
     mqtt: MqttConfig | None = None
     reconnect: Backoff = Backoff()
+    # A rate line per stream in the logs every so many seconds, as DeepStream's **PERF (None: none).
+    perf_s: float | None = field(default=5.0, metadata=option("seconds between rate lines", minimum=0.1))
 
 
 RUN_OPTIONS = {f.name: f for f in dataclasses.fields(RunConfig)}

@@ -20,7 +20,7 @@ from edge.pipeline import Sink
 from edge.pipeline.sinks import MqttSink, PreviewSink
 from edge.session import RunSession
 from edge.systemd import SystemdNotifier
-from edge.telemetry import health, metrics_route, registry_for, status
+from edge.telemetry import PerfLog, health, metrics_route, registry_for, status
 from streams.feed import SourceSpec
 from streams.frame_queue import DropPolicy
 from streams.uris import is_live, stream_name
@@ -112,7 +112,14 @@ class Daemon(RunSession):
                                        "workers": len(self.workers), "batch": self.pipeline.batch,
                                        "decode": self.config.decode.value})
             self.notifier.notify("READY=1", "STATUS=running")
-            self.pipeline.run(on_tick=lambda: self.notifier.ping(self.pipeline.stalled_s() < stall_limit))
+            perf = PerfLog(self.pipeline, self.config.perf_s) if self.config.perf_s else None
+
+            def tick() -> None:
+                self.notifier.ping(self.pipeline.stalled_s() < stall_limit)
+                if perf is not None:
+                    perf.tick()
+
+            self.pipeline.run(on_tick=tick)
         finally:
             self.notifier.notify("STOPPING=1")
             for number, handler in previous.items():

@@ -11,19 +11,33 @@ frames processed so far.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from edge import progress
 from edge.config import RunConfig
+from edge.pipeline import Sink
+from edge.pipeline.sinks import ProgressSink
 from edge.session import RunSession
 from streams.feed import SourceSpec
 
 DEFAULT_OUT = "out/replay"
 
 
+class ReplaySession(RunSession):
+    """The run session of ``edge replay``: on a terminal, a progress bar (frames, fps, ETA) on stderr."""
+
+    def more_sinks(self) -> list[Sink]:
+        bar = progress.frames(None, Path(self.specs[0].uri).name)
+        if bar.disable:
+            return []
+        return [ProgressSink(bar, lambda: self.pipeline.feeds[0].length)]
+
+
 def replay(source: str, config: RunConfig, *, realtime: bool = False) -> dict[str, Any]:
     """Runs the replay of ``source`` (``realtime``: paced at the file's own rate) and returns the summary, also
     written to ``OUT/summary.json``; the summary adds ``source``, ``bundles`` and, if the run failed, ``error``."""
-    session = RunSession(config, [SourceSpec(source, realtime=realtime)], DEFAULT_OUT)
+    session = ReplaySession(config, [SourceSpec(source, realtime=realtime)], DEFAULT_OUT)
     error: BaseException | None = None
     try:
         session.pipeline.run()

@@ -7,6 +7,8 @@ and two daemons in one process (tests) never share metrics.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -18,6 +20,7 @@ from streams.feed import StreamState
 # Seconds: per-stage latency bucket bounds, from a fast preprocess (0.5 ms) to a stalled stream (10 s).
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+log = logging.getLogger("edge.perf")
 
 
 class PipelineCollector:
@@ -84,3 +87,31 @@ def health(pipeline: Pipeline, stall_limit_s: float) -> tuple[int, dict[str, Any
     ok = stalled < stall_limit_s
     return (200 if ok else 503), {"status": "ok" if ok else "stalled", "stalled_s": round(stalled, 3),
                                   **status(pipeline)}
+
+
+class PerfLog:
+    """A rate line per stream every ``every_s`` seconds, as DeepStream's ``**PERF`` lines are: one JSON log
+    record (``msg`` "perf") with the stream's rate over the last interval and since the start, frames, drops,
+    reconnects, state and the latest capture-to-result latency. :meth:`tick` runs in the dispatcher loop and
+    costs a clock read when nothing is due."""
+
+    def __init__(self, pipeline: Pipeline, every_s: float):
+        self.pipeline, self.every_s = pipeline, every_s
+        self._last = time.monotonic()
+        self._frames = [0] * len(pipeline.stats.streams)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        interval = now - self._last
+        if interval < self.every_s:
+            return
+        p = self.pipeline
+        running = max(now - p.started, 1e-9)
+        for index, stats in enumerate(p.stats.streams):
+            log.info("perf", extra={
+                "stream": stats.feed.name, "fps": round((stats.frames - self._frames[index]) / interval, 2),
+                "fps_avg": round(stats.frames / running, 2), "frames": stats.frames,
+                "dropped": p.queue.dropped[index], "reconnects": stats.feed.reconnects,
+                "state": stats.feed.state.value, "latency_ms": round(stats.last_latency_s * 1e3, 1)})
+            self._frames[index] = stats.frames
+        self._last = now

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -203,6 +203,27 @@ class PreviewSink:
 
     def close(self) -> None:
         pass
+
+
+class ProgressSink:
+    """A terminal's progress bar over the delivered frames (``edge replay``, ``edge demo``): its total comes
+    from ``total()`` (the source's length, known once it opened) at the first frame."""
+
+    critical = False
+
+    def __init__(self, bar: Any, total: Callable[[], int | None]):
+        self.bar, self.total = bar, total
+        self._started = False
+
+    def write(self, item: FrameResult) -> None:
+        if not self._started:
+            self._started = True
+            self.bar.total = self.total()
+            self.bar.refresh()
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class MqttSink:
