@@ -13,14 +13,16 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import time
 from typing import Any
 
 from edge.config import DaemonConfig
+from edge.live import History, live_status
 from edge.pipeline import Sink
-from edge.pipeline.sinks import MqttSink, PreviewSink
+from edge.pipeline.sinks import LatestEvents, MqttSink, PreviewSink
 from edge.session import RunSession
 from edge.systemd import SystemdNotifier
-from edge.telemetry import PerfLog, health, metrics_route, registry_for, status
+from edge.telemetry import PerfLog, health, metrics_route, registry_for
 from streams.feed import SourceSpec
 from streams.frame_queue import DropPolicy
 from streams.uris import is_live, stream_name
@@ -55,6 +57,7 @@ class Daemon(RunSession):
     def __init__(self, config: DaemonConfig):
         self.notifier = SystemdNotifier()
         self.server = None
+        self.history: History | None = None
         self.signalled = False
         super().__init__(config, source_specs(config), DEFAULT_OUT, backoff=config.reconnect)
         try:
@@ -74,7 +77,8 @@ class Daemon(RunSession):
             from streams.http import FrameHub
 
             self.hub = FrameHub([s.name for s in self.specs], c.http.preview_fps)
-            sinks.append(PreviewSink(self.hub))
+            self.latest = LatestEvents()
+            sinks += [PreviewSink(self.hub), self.latest]
         if c.mqtt is not None:
             from streams.mqtt import MqttPublisher
 
@@ -91,9 +95,12 @@ class Daemon(RunSession):
         from streams.http import PreviewServer, json_route
 
         stall_limit = self.notifier.stall_limit_s(DEFAULT_STALL_S)
-        routes = {"/metrics": metrics_route(registry_for(self.pipeline)),
+        self.history = History(self.pipeline)
+        started = time.monotonic()
+        routes = {"/metrics": metrics_route(registry_for(self.pipeline, self.labels)),
                   "/health": json_route(lambda: health(self.pipeline, stall_limit)),
-                  "/status.json": json_route(lambda: (200, status(self.pipeline)))}
+                  "/status.json": json_route(lambda: (200, live_status(self.pipeline, self.history, self.latest,
+                                                                       started)))}
         self.server = PreviewServer(self.hub, routes, http.host, http.port, http.token).start()
         log.info("http listening", extra={"host": http.host, "port": self.server.port})
 
@@ -118,6 +125,8 @@ class Daemon(RunSession):
                 self.notifier.ping(self.pipeline.stalled_s() < stall_limit)
                 if perf is not None:
                     perf.tick()
+                if self.history is not None:
+                    self.history.tick()
 
             self.pipeline.run(on_tick=tick)
         finally:

@@ -185,6 +185,21 @@ def _per_label(class_ids: np.ndarray, label: Label) -> list[tuple[str, int]]:
     return [(label(c), n) for c, n in zip(found.tolist(), per_class[found].tolist())]
 
 
+class LatestEvents:
+    """Each stream's latest event (the dict every sink already shares, not a copy), for the live page."""
+
+    critical = False
+
+    def __init__(self) -> None:
+        self.events: dict[str, dict[str, Any]] = {}
+
+    def write(self, item: FrameResult) -> None:
+        self.events[item.frame.stream] = item.event
+
+    def close(self) -> None:
+        pass
+
+
 class PreviewSink:
     """Annotated frames, JPEG-encoded for the live preview only while someone watches (rate-capped)."""
 
