@@ -13,6 +13,7 @@ module                 commands
 ``compile_quantize``   ``compile``, ``quantize``
 ``engine``             ``build-engine``
 ``export``             ``export``
+``bench``              ``bench``
 ``demo_doctor``        ``demo``, ``doctor``, ``service install``
 =====================  ==================================================
 """
@@ -25,6 +26,7 @@ import traceback
 from collections.abc import Sequence
 
 from edge import __version__
+from edge.cli.bench import add_bench_parser
 from edge.cli.bundle import add_bundle_parser
 from edge.cli.compile_quantize import add_compile_parsers
 from edge.cli.demo_doctor import add_demo_doctor_parsers
@@ -47,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_parser(commands, common)
     add_run_parsers(commands, common)
     add_export_parser(commands, common)
+    add_bench_parser(commands, common)
     return parser
 
 

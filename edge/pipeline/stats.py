@@ -59,6 +59,12 @@ class PipelineStats:
     def frames(self) -> int:
         return sum(s.frames for s in self.streams)
 
+    def restart_times(self) -> None:
+        """Empties the latency histograms (counts stay): ``edge bench`` measures after its warm-up only."""
+        for stream in self.streams:
+            stream.times = StageTimes()
+        self.per_bundle = {name: StageTimes() for name in self.per_bundle}
+
     @property
     def batches(self) -> Counter[int]:
         """Inference calls by the number of frames they ran."""
