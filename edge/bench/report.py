@@ -25,6 +25,12 @@ def _layout(point: dict[str, Any] | None) -> str:
     return f"{point['workers']} workers × {point['threads']} threads" if point else "–"
 
 
+def _best(run: dict[str, Any]) -> str:
+    """The fastest sweep point and its ratio to the naive loop."""
+    best = run["best"]
+    return f"{_layout(best)}: {best['ratio']:.2f}× naive" if best else "–"
+
+
 def summary(doc: dict[str, Any]) -> str:
     """The terminal's table: per backend configuration the pipeline/naive ratio, fps, best sweep point."""
     source = doc["source"]
@@ -33,12 +39,12 @@ def summary(doc: dict[str, Any]) -> str:
     lines = [f"edge bench: {', '.join(doc['bundles'])} on {Path(source['uri']).name}{size}, {source['frames']} "
              f"frames after {source['warmup']} of warm-up, {source['repeat']} round(s); {doc['cpus']} CPUs, load "
              f"{load['before'][0]} → {load['after'][0]}",
-             f"{'backend':<24}{'pipeline/naive':>15}{'pipeline fps':>14}{'naive fps':>11}  best sweep point"]
+             f"{'backend':<24}{'pipeline/naive':>15}{'pipeline fps':>14}{'naive fps':>11}  best sweep point "
+             "(medians of the rounds)"]
     for run in doc["runs"]:
-        best = run["best"]
-        best_text = f"{_layout(best)}: {best['ratio']:.2f}× naive" if best else "–"
         lines.append(f"{run['backend'] + ' ' + run['precision']:<24}{run['ratio']:>14.2f}×"
-                     f"{max(run['pipeline']['fps']):>14.1f}{max(run['naive']['fps']):>11.1f}  {best_text}")
+                     f"{statistics.median(run['pipeline']['fps']):>14.1f}"
+                     f"{statistics.median(run['naive']['fps']):>11.1f}  {_best(run)}")
     for run in doc["runs"]:
         stages = ", ".join(f"{stage} {v['p50']:.1f}/{v['p99']:.1f}"
                            for stage, v in run["pipeline"]["latency_ms"].items())
@@ -163,10 +169,8 @@ def markdown(doc: dict[str, Any], charts: list[Path], note: str | None) -> str:
               "| backend | precision | pipeline / naive (median) | per round | pipeline layout | best sweep point |",
               "|---|---|---|---|---|---|"]
     for run in doc["runs"]:
-        best = run["best"]
-        best_text = f"{_layout(best)}: {best['ratio']:.2f}×" if best else "–"
         lines.append(f"| {run['backend']} | {run['precision']} | **{run['ratio']:.2f}×** | "
-                     f"{', '.join(f'{r:.2f}' for r in run['ratios'])} | {_layout(run['pipeline'])} | {best_text} |")
+                     f"{', '.join(f'{r:.2f}' for r in run['ratios'])} | {_layout(run['pipeline'])} | {_best(run)} |")
     for run in doc["runs"]:
         lines += ["", f"## {run['backend']} {run['precision']}: latency per stage (ms)", "",
                   "| stage | p50 | p90 | p99 | mean | naive p50 |", "|---|---|---|---|---|---|"]
