@@ -23,6 +23,8 @@ Example::
     bundles: [/opt/edge/bundles/yolox_nano]
     out: /var/lib/edge
     batch: 2  # both cameras' latest frames in one inference call (where the bundle's batch is dynamic)
+    score: 0.4  # every bundle; and per bundle, over that:
+    thresholds: {yolox_nano: {score: 0.5, classes: [person, car], max_det: 50}}
     http: {port: 8080}
     mqtt: {host: broker.local, topic: "edge/{device}/{stream}/events"}
 """

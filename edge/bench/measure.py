@@ -15,6 +15,7 @@ this machine; both are measured in the same process, one after the other, under 
 from __future__ import annotations
 
 import resource
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -140,20 +141,20 @@ class Recorder:
         self.sinks.close()
 
 
-def run_pipeline(bundles: Sequence[Bundle], spec: SourceSpec, frames: int | None, *, warmup: int = 0,
+def run_pipeline(bundles: Sequence[Bundle], spec: SourceSpec, frames: int | None, *, warmup: int = 1,
                  backend: str = "auto", workers: int | None = None, threads: int | None = None,
                  decode: DecodeMode = DecodeMode.THREAD, track: bool = True, sinks: Sequence[Sink] = (),
                  seconds: float | None = None) -> tuple[Measured, Pipeline]:
     """The pipeline ``edge replay`` runs (parallel workers, in-order dispatch, tracking) into ``sinks``; sessions
     are opened and sinks closed outside the measurement. ``seconds`` stops a run of a live or paced source."""
+    annotate = TimedAnnotate(Annotator().draw)
+    recorder = Recorder(sinks, annotate, warmup, frames)
     graphs = make_workers(bundles, backend, threads, workers)
+    snapshot: dict[str, Any] = {}
     try:
-        annotate = TimedAnnotate(Annotator().draw)
-        recorder = Recorder(sinks, annotate, warmup, frames)
         pipeline = Pipeline([spec], graphs, [recorder], decode=decode, track=track)
         pipeline.annotate = annotate
         recorder.stop = pipeline.stop
-        snapshot: dict[str, Any] = {}
 
         def take_snapshot() -> None:  # the histograms of exactly the measured frames
             snapshot["times"] = StageTimes.combined(s.times for s in pipeline.stats.streams)
@@ -161,18 +162,18 @@ def run_pipeline(bundles: Sequence[Bundle], spec: SourceSpec, frames: int | None
 
         recorder.on_measure = pipeline.stats.restart_times
         recorder.on_done = take_snapshot
-        if seconds:
-            import threading
-
-            timer = threading.Timer(seconds, pipeline.stop)
+        timer = threading.Timer(seconds, pipeline.stop) if seconds else None
+        if timer is not None:
             timer.start()
-        pipeline.run()
-        if seconds:
-            timer.cancel()
+        try:
+            pipeline.run()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            recorder.close()  # the sinks: files finalised even when the run failed
         measured = recorder.measured()
         if not snapshot:
             take_snapshot()
-        pipeline.close_sinks()
     finally:
         for graph in graphs:
             graph.close()
@@ -181,33 +182,32 @@ def run_pipeline(bundles: Sequence[Bundle], spec: SourceSpec, frames: int | None
     return measured, pipeline
 
 
-def run_naive(bundles: Sequence[Bundle], uri: str, frames: int | None, *, warmup: int = 0, backend: str = "auto",
+def run_naive(bundles: Sequence[Bundle], uri: str, frames: int | None, *, warmup: int = 1, backend: str = "auto",
               threads: int | None = None, track: bool = True, sinks: Sequence[Sink] = ()) -> Measured:
     """One thread: read → bundles (one session, ``threads`` threads) → track → draw → sinks, frame by frame."""
     from edge.backends.onnxruntime import usable_cpus
 
-    graph = RunnerGraph(bundles, backend, threads or usable_cpus())
-    source = open_source(uri)
     annotate = TimedAnnotate(Annotator().draw)
     recorder = Recorder(sinks, annotate, warmup, frames)
     trackers: dict[str, ByteTracker] = {}
+    graph = RunnerGraph(bundles, backend, threads or usable_cpus())
     try:
-        for frame in source:
-            (results,) = graph.run([frame.image])
-            if track:
-                for name, result in results.items():
-                    if isinstance(result, Detections):
-                        trackers.setdefault(name, ByteTracker()).update(result)
-            before = len(recorder.delivered)
-            recorder.write(FrameResult(frame, results, graph.labels, source.fps, annotate))
-            if len(recorder.delivered) > before:  # a measured frame: its stages too
-                recorder.times.add("decode", frame.decode_s)
-                for stage, seconds in graph.timings.items():
-                    recorder.times.add(stage, seconds)
-            if recorder.done:
-                break
+        with open_source(uri) as source:
+            for frame in source:
+                (results,) = graph.run([frame.image])
+                if track:
+                    for name, result in results.items():
+                        if isinstance(result, Detections):
+                            trackers.setdefault(name, ByteTracker()).update(result)
+                before = len(recorder.delivered)
+                recorder.write(FrameResult(frame, results, graph.labels, source.fps, annotate))
+                if len(recorder.delivered) > before:  # a measured frame: its stages too
+                    recorder.times.add("decode", frame.decode_s)
+                    for stage, seconds in graph.timings.items():
+                        recorder.times.add(stage, seconds)
+                if recorder.done:
+                    break
     finally:
-        source.close()
         graph.close()
         recorder.close()
     return recorder.measured()
