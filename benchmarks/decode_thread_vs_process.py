@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from benchmarks._setup import VIDEO, run_pipeline
+from benchmarks._setup import VIDEO, run_yolox
 from streams.feed import DecodeMode, SourceSpec
 
 
@@ -23,7 +23,7 @@ def main() -> None:
     results: dict[str, list[float]] = {m.value: [] for m in DecodeMode}
     for _ in range(args.repeat):
         for mode in DecodeMode:
-            measured, _, _ = run_pipeline(SourceSpec(VIDEO), args.frames, decode=mode)
+            measured, _ = run_yolox(SourceSpec(VIDEO), args.frames, decode=mode)
             results[mode.value].append(measured.fps)
             print(f"{mode.value:8s} {measured.frames} frames  {measured.fps:6.2f} fps  "
                   f"CPU {measured.cpu_ms:5.1f} ms a frame", flush=True)

@@ -4,7 +4,8 @@
 
 Three ways through the same frames of ``one-by-one-person-detection.mp4`` with YOLOX-nano fp32, run in turn
 ``--repeat`` times so that load from other processes hits all three alike (the ratio is the median of the
-per-round ratios):
+per-round ratios); the runs and the naive loop are the runtime's own (:mod:`edge.bench.measure`, which
+``edge bench`` measures with, tracking and drawing included there):
 
 - naive: one process, read → letterbox → run → decode + NMS, one ONNX Runtime session with 2 threads;
 - replay --no-video: the pipeline ``edge replay`` runs (decode ahead in a thread, parallel inference workers,
@@ -23,47 +24,28 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from benchmarks._setup import BUNDLE, VIDEO, Measured, cpu_seconds, run_pipeline
-from edge.graph import RunnerGraph
+from benchmarks._setup import VIDEO, Measured, naive_yolox, run_yolox
 from edge.pipeline.sinks import EventsSink, VideoSink
 from streams.feed import SourceSpec
 from streams.frame_queue import DropPolicy
 
 
-def naive(frames: int) -> Measured:
-    models = RunnerGraph([BUNDLE], "auto", threads=2)
-    capture = cv2.VideoCapture(VIDEO)
-    started, cpu = time.perf_counter(), cpu_seconds()
-    for _ in range(frames):
-        ok, image = capture.read()
-        models(image)
-    measured = Measured(frames, time.perf_counter() - started, cpu_seconds() - cpu)
-    capture.release()
-    models.close()
-    return measured
-
-
 def replay(frames: int, video: bool, workers: int | None, threads: int | None) -> Measured:
     with tempfile.TemporaryDirectory() as out:
         sinks = [EventsSink(Path(out) / "events.jsonl"), VideoSink(Path(out), several_streams=False)] if video else []
-        measured, _, _ = run_pipeline(SourceSpec(VIDEO), frames, workers=workers, threads=threads, sinks=sinks)
+        measured, _ = run_yolox(SourceSpec(VIDEO), frames, workers=workers, threads=threads, sinks=sinks)
     return measured
 
 
 def live(seconds: float, workers: int | None, threads: int | None) -> str:
     spec = SourceSpec(VIDEO, realtime=True, policy=DropPolicy.LATEST)
-    _, counter, pipeline = run_pipeline(spec, None, workers=workers, threads=threads, seconds=seconds)
-    latencies = np.array(counter.latencies) * 1e3
+    measured, pipeline = run_yolox(spec, None, workers=workers, threads=threads, seconds=seconds)
+    latency = pipeline.stats.latency_ms()["end_to_end"]
     dropped = pipeline.dropped
-    return (f"{counter.frames} results, {dropped} dropped ({dropped / max(1, dropped + counter.frames):.1%}), "
-            f"capture-to-result latency p50 {np.percentile(latencies, 50):.1f} ms, "
-            f"p99 {np.percentile(latencies, 99):.1f} ms")
+    return (f"{measured.frames} results, {dropped} dropped ({dropped / max(1, dropped + measured.frames):.1%}), "
+            f"capture-to-result latency p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms")
 
 
 def main() -> None:
@@ -74,7 +56,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="replay's inference workers (default: the pipeline's)")
     parser.add_argument("--threads", type=int, help="threads per worker (default: the pipeline's)")
     args = parser.parse_args()
-    runs = {"naive": lambda: naive(args.frames),
+    runs = {"naive": lambda: naive_yolox(args.frames),
             "replay --no-video": lambda: replay(args.frames, False, args.workers, args.threads),
             "replay": lambda: replay(args.frames, True, args.workers, args.threads)}
     ratios: dict[str, list[float]] = {"replay --no-video": [], "replay": []}

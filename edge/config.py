@@ -23,6 +23,8 @@ Example::
     bundles: [/opt/edge/bundles/yolox_nano]
     out: /var/lib/edge
     batch: 2  # both cameras' latest frames in one inference call (where the bundle's batch is dynamic)
+    score: 0.4  # every bundle; and per bundle, over that:
+    thresholds: {yolox_nano: {score: 0.5, classes: [person, car], max_det: 50}}
     http: {port: 8080}
     mqtt: {host: broker.local, topic: "edge/{device}/{stream}/events"}
 """
@@ -58,8 +60,9 @@ class Option:
     flag: str | None = None  # default: --KEY with '-' for '_'
     metavar: str | None = None
     choices: tuple[str, ...] = ()
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    separator: str | None = None  # a list given as one flag value, e.g. --classes person,car
 
 
 def option(help: str, **more: Any) -> dict[str, Option]:
@@ -68,7 +71,26 @@ def option(help: str, **more: Any) -> dict[str, Option]:
 
 
 @dataclass(kw_only=True)
-class RunConfig:
+class Filters:
+    """Thresholds and filters chosen at run time over the bundle's own (``bundle.json`` ``thresholds``), as
+    Ultralytics' ``conf``/``iou``/``classes``/``max_det`` and jetson-inference's ``--threshold``. As run options
+    they apply to every bundle; under ``thresholds`` (``--thresholds BUNDLE:KEY=VALUE``), to one bundle, over
+    the run options (:mod:`edge.filters` applies them)."""
+
+    score: float | None = field(default=None, metadata=option(
+        "keep results scoring at least X, 0..1 (default: each bundle's)", metavar="X", minimum=0, maximum=1))
+    iou: float | None = field(default=None, metadata=option(
+        "NMS: a box overlapping a better one of its class by more than X goes, 0..1 (default: each bundle's)",
+        metavar="X", minimum=0, maximum=1))
+    classes: list[str] | None = field(default=None, metadata=option(
+        "keep only detections of these labels, comma-separated, e.g. person,car (detection bundles)",
+        metavar="LABELS", separator=","))
+    max_det: int | None = field(default=None, metadata=option(
+        "at most N detections per frame and bundle (default: each bundle's)", metavar="N", minimum=1))
+
+
+@dataclass(kw_only=True)
+class RunConfig(Filters):
     """What a run does, the same keys for ``edge replay`` and ``edge run`` (flags) and ``edge run --config``."""
 
     bundles: list[str] = field(metadata=option("bundle folder; repeatable", flag="--bundle", metavar="DIR"))
@@ -91,6 +113,10 @@ class RunConfig:
     video: bool = field(default=True, metadata=option("write the annotated video"))
     save_masks: bool = field(default=False, metadata=option(
         "write each frame's class, instance and panoptic id maps as PNGs under OUT/<kind>/<bundle>/"))
+    thresholds: dict[str, Filters] = field(default_factory=dict, metadata=option(
+        "one bundle's thresholds and filters over the run's, e.g. yolox_nano:score=0.5 or "
+        "yolox_nano:classes=person,car (keys: score, iou, classes, max_det); repeatable",
+        metavar="BUNDLE:KEY=VALUE"))
 
     def __post_init__(self) -> None:
         self.decode = DecodeMode(self.decode)  # also when made in code with the text
@@ -151,9 +177,12 @@ class DaemonConfig(RunConfig):
     http: HttpConfig = field(default_factory=HttpConfig)
     mqtt: MqttConfig | None = None
     reconnect: Backoff = Backoff()
+    # A rate line per stream in the logs every so many seconds, as DeepStream's **PERF (None: none).
+    perf_s: float | None = field(default=5.0, metadata=option("seconds between rate lines", minimum=0.1))
 
 
 RUN_OPTIONS = {f.name: f for f in dataclasses.fields(RunConfig)}
+FILTER_OPTIONS = {f.name: f for f in dataclasses.fields(Filters)}
 _HINTS = typing.get_type_hints(RunConfig)
 
 
@@ -178,6 +207,11 @@ def _bounds(metadata: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     return metadata.get("minimum"), metadata.get("above"), metadata.get("maximum")
 
 
+def _number(bound: float) -> str:
+    """A bound as written in the config: ``1`` for a float bound of 1.0, integers in full."""
+    return f"{bound:g}" if isinstance(bound, float) and bound.is_integer() and abs(bound) < 1e15 else str(bound)
+
+
 def problem(metadata: Mapping[str, Any], kind: Any, value: Any) -> str | None:
     """What is wrong with a converted ``value`` of a field of type ``kind`` with ``metadata``, or ``None``."""
     choices = _choices(kind, metadata.get("option"))
@@ -188,15 +222,18 @@ def problem(metadata: Mapping[str, Any], kind: Any, value: Any) -> str | None:
     pattern = metadata.get("pattern")
     if pattern is not None and isinstance(value, str) and not re.fullmatch(pattern, value):
         return f"'{value}' does not match {pattern}"
-    if value is None or isinstance(value, (str, bool)):
+    declared: Option | None = metadata.get("option")
+    if declared is not None and declared.separator is not None and not value:
+        return "give at least one"
+    if value is None or isinstance(value, (str, bool, list)):
         return None
     minimum, above, maximum = _bounds(metadata)
     if minimum is not None and value < minimum:
-        return f"must be at least {minimum}, got {value}"
+        return f"must be at least {_number(minimum)}, got {value}"
     if above is not None and not value > above:
         return f"must be more than {above:g}, got {value}"
     if maximum is not None and value > maximum:
-        return f"must be at most {maximum}, got {value}"
+        return f"must be at most {_number(maximum)}, got {value}"
     return None
 
 
@@ -220,6 +257,10 @@ class _Checker:
             if not isinstance(node, yaml.SequenceNode):
                 raise self.error(node, where, "expected a list")
             return [self.convert(item, args[0], f"{where}[{i}]") for i, item in enumerate(node.value)]
+        if origin is dict:
+            if not isinstance(node, yaml.MappingNode):
+                raise self.error(node, where, "expected a mapping")
+            return {str(key.value): self.convert(value, args[1], f"{where}.{key.value}") for key, value in node.value}
         if isinstance(kind, type) and issubclass(kind, enum.Enum):
             return self.convert(node, str, where)  # checked against its values, then made a member
         if not isinstance(node, yaml.ScalarNode):
@@ -322,17 +363,20 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         common = {"dest": name, "default": argparse.SUPPRESS, "help": text}
         if kind is bool:
             group.add_argument(flag_of(name), action=argparse.BooleanOptionalAction, **common)
-        elif typing.get_origin(kind) is list:
+        elif typing.get_origin(kind) is dict:
+            group.add_argument(flag_of(name), action=_PerBundle, metavar=declared.metavar, **common)
+        elif typing.get_origin(kind) is list and declared.separator is None:
             group.add_argument(flag_of(name), action="append", metavar=declared.metavar, **common)
         else:
             choices = _choices(kind, declared)
             metavar = "{" + ",".join(choices) + "}" if choices else declared.metavar
-            group.add_argument(flag_of(name), type=_flag_type(name, kind), metavar=metavar, **common)
+            group.add_argument(flag_of(name), type=_flag_type(f, kind), metavar=metavar, **common)
 
 
-def _flag_type(name: str, kind: Any):
+def _flag_type(f: dataclasses.Field, kind: Any):
     """The flag's converter: the field's type and :func:`problem`'s check, in argparse's error form."""
-    metadata = RUN_OPTIONS[name].metadata
+    metadata = f.metadata
+    declared: Option = metadata["option"]
 
     def parse(text: str) -> Any:
         value: Any = text
@@ -341,12 +385,34 @@ def _flag_type(name: str, kind: Any):
                 value = kind(text)
             except ValueError:
                 raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, not '{text}'") from None
+        elif declared.separator is not None:
+            value = [part.strip() for part in text.split(declared.separator) if part.strip()]
         wrong = problem(metadata, kind, value)
         if wrong:
             raise argparse.ArgumentTypeError(wrong)
         return _member(kind, value)
 
     return parse
+
+
+class _PerBundle(argparse.Action):
+    """``--thresholds BUNDLE:KEY=VALUE``: one :class:`Filters` key of one bundle, converted and checked as the
+    run option of the same name is; repeated flags add up into the ``{bundle: Filters}`` mapping."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, text: Any,
+                 option_string: str | None = None) -> None:
+        bundle, _, setting = str(text).partition(":")
+        key, equals, value = setting.partition("=")
+        if not bundle or not equals or key not in FILTER_OPTIONS:
+            raise argparse.ArgumentError(self, f"expected BUNDLE:KEY=VALUE with KEY one of "
+                                               f"{', '.join(FILTER_OPTIONS)}, not '{text}'")
+        try:
+            converted = _flag_type(FILTER_OPTIONS[key], _plain_type(_HINTS[key]))(value)
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentError(self, f"{bundle}:{key}: {e}") from None
+        given = dict(getattr(namespace, self.dest, None) or {})
+        given[bundle] = dataclasses.replace(given.get(bundle, Filters()), **{key: converted})
+        setattr(namespace, self.dest, given)
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:

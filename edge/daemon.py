@@ -17,15 +17,17 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import time
 from typing import Any
 
 from edge.config import DaemonConfig
 from edge.errors import UsageError
+from edge.live import History, live_status
 from edge.pipeline import Sink
-from edge.pipeline.sinks import MqttSink, PreviewSink
+from edge.pipeline.sinks import LatestEvents, MqttSink, PreviewSink
 from edge.session import EarlierRun, RunSession
 from edge.systemd import SystemdNotifier
-from edge.telemetry import health, metrics_route, registry_for, status
+from edge.telemetry import PerfLog, health, metrics_route, registry_for
 from streams.feed import SourceSpec
 from streams.frame_queue import DropPolicy
 from streams.uris import is_live, stream_name
@@ -59,6 +61,7 @@ class Daemon(RunSession):
 
     def __init__(self, config: DaemonConfig):
         self.notifier = SystemdNotifier()
+        self.history: History | None = None
         specs = source_specs(config)
         self.server = self._bind(config, specs)
         try:
@@ -95,7 +98,8 @@ class Daemon(RunSession):
         c = self.config
         sinks: list[Sink] = []
         if self.server is not None:
-            sinks.append(PreviewSink(self.hub))
+            self.latest = LatestEvents()
+            sinks += [PreviewSink(self.hub), self.latest]
         if c.mqtt is not None:
             from streams.mqtt import MqttPublisher
 
@@ -111,9 +115,13 @@ class Daemon(RunSession):
         from streams.http import json_route
 
         stall_limit = self.notifier.stall_limit_s(DEFAULT_STALL_S)
-        self.server.routes.update({"/metrics": metrics_route(registry_for(self.pipeline)),
-                                   "/health": json_route(lambda: health(self.pipeline, stall_limit)),
-                                   "/status.json": json_route(lambda: (200, status(self.pipeline)))})
+        self.history = History(self.pipeline)
+        started = time.monotonic()
+        self.server.routes.update({
+            "/metrics": metrics_route(registry_for(self.pipeline, self.labels)),
+            "/health": json_route(lambda: health(self.pipeline, stall_limit)),
+            "/status.json": json_route(lambda: (200, live_status(self.pipeline, self.history, self.latest, started))),
+        })
         self.server.start()
         log.info("http listening", extra={"host": self.config.http.host, "port": self.server.port})
 
@@ -125,7 +133,16 @@ class Daemon(RunSession):
                                        "workers": len(self.workers), "batch": self.pipeline.batch,
                                        "decode": self.config.decode.value})
             self.notifier.notify("READY=1", "STATUS=running")
-            self.pipeline.run(on_tick=lambda: self.notifier.ping(self.pipeline.stalled_s() < stall_limit))
+            perf = PerfLog(self.pipeline, self.config.perf_s) if self.config.perf_s else None
+
+            def tick() -> None:
+                self.notifier.ping(self.pipeline.stalled_s() < stall_limit)
+                if perf is not None:
+                    perf.tick()
+                if self.history is not None:
+                    self.history.tick()
+
+            self.pipeline.run(on_tick=tick)
         finally:
             self.notifier.notify("STOPPING=1")
             self._close()

@@ -18,8 +18,9 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from edge import __version__, cuda_info, jetson
+from edge import __version__, cuda_info, jetson, machine
 from edge.backends.trt_api import TrtApi
 from edge.errors import UsageError
 from streams.video import describe_encoder
@@ -135,14 +136,67 @@ CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
 )
 
 
-def report() -> str:
-    """One line per component: its version and abilities, or what is missing."""
+def _checked(check: Callable[[], Any]) -> Any:
+    try:
+        return check()
+    except Exception as e:  # a broken optional component is a finding, not a failure
+        return f"unavailable ({type(e).__name__}: {e})"
+
+
+def _installed(distribution: str, module: str) -> str | None:
+    version = _version(distribution, module)
+    return None if version == MISSING else version
+
+
+def _providers() -> list[str]:
+    import onnxruntime
+
+    return list(onnxruntime.get_available_providers())
+
+
+def facts() -> dict[str, Any]:
+    """Everything the doctor finds, as ``edge doctor --json`` prints it: one text per component (``checks``),
+    memory, disk, cuDNN, DLA cores, hardware codec elements, cameras and the one-line ``verdict``."""
+    cuda = _checked(cuda_info.probe)
+    dla = _checked(machine.dla_cores)
+    found = {
+        "checks": {name: _checked(check) for name, check in CHECKS},
+        "memory": _checked(machine.memory), "disk": _checked(machine.disk), "cudnn": _checked(machine.cudnn_version),
+        "dla_cores": dla, "codecs": _checked(machine.codec_elements), "cameras": _checked(machine.cameras),
+    }
+    providers = _checked(_providers)
+    found["verdict"] = _checked(lambda: machine.verdict(
+        _installed("tensorrt", "tensorrt"), _installed("pycuda", "pycuda"), cuda,
+        providers if isinstance(providers, list) else [], dla if isinstance(dla, int) else 0))
+    return found
+
+
+def _lines(found: dict[str, Any]) -> list[tuple[str, str]]:
+    """The machine's facts as (name, text) lines for the report."""
+    memory, disk, codecs, cameras = found["memory"], found["disk"], found["codecs"], found["cameras"]
     lines = []
-    width = max(len(name) for name, _ in CHECKS)
-    for name, check in CHECKS:
-        try:
-            value = check()
-        except Exception as e:  # a broken optional component is a finding, not a failure
-            value = f"unavailable ({type(e).__name__}: {e})"
-        lines.append(f"{name:<{width}}  {value}")
-    return "\n".join(lines)
+    if isinstance(memory, dict):
+        lines.append(("memory", f"{memory['available_mib']} MiB free of {memory['total_mib']} MiB; swap "
+                                f"{memory['swap_free_mib']} MiB free of {memory['swap_total_mib']} MiB"))
+    if isinstance(disk, dict):
+        lines.append(("disk", f"{disk['free_mib']} MiB free of {disk['total_mib']} MiB ({disk['path']})"))
+    lines.append(("cuDNN", found["cudnn"] or "not found"))
+    lines.append(("DLA", f"{found['dla_cores']} core(s)" if found["dla_cores"] else "none"))
+    if isinstance(codecs, dict):
+        present = [name for name, there in codecs.items() if there]
+        lines.append(("hardware codecs", ", ".join(present) if present else
+                      f"none of {', '.join(codecs)} (JetPack's GStreamer plugins)"))
+    else:
+        lines.append(("hardware codecs", codecs or "unknown (no gst-inspect-1.0 to ask GStreamer)"))
+    if isinstance(cameras, list):
+        lines.append(("cameras", ", ".join(f"{c['device']} ({c['name']})" for c in cameras) or "none found"))
+    lines.append(("verdict", str(found["verdict"])))
+    return lines
+
+
+def report(found: dict[str, Any] | None = None) -> str:
+    """One line per component: its version and abilities, or what is missing; then the machine and the verdict."""
+    found = found or facts()
+    rows = [*found["checks"].items(), *_lines(found)]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

@@ -142,11 +142,7 @@ def make_workers(bundles: Sequence[Bundle], backend: str = "auto", threads: int 
     fed in parallel do more frames per second than one two-thread session. On a 2-core VM the two layouts
     measured within noise of each other (see the issue note); ``--workers 1 --threads 2`` selects the other.
     ``batch``: frames of several streams per inference call, where the bundles' batch dimension allows."""
-    from edge.backends.onnxruntime import usable_cpus
-
-    cpus = usable_cpus()
-    count = workers or (2 if cpus >= 2 else 1)
-    per_worker = threads or max(1, cpus // count)
+    count, per_worker = default_layout(workers, threads)
     graphs: list[RunnerGraph] = []
     try:
         for _ in range(count):
@@ -156,6 +152,15 @@ def make_workers(bundles: Sequence[Bundle], backend: str = "auto", threads: int 
             graph.close()
         raise
     return graphs
+
+
+def default_layout(workers: int | None, threads: int | None) -> tuple[int, int]:
+    """Inference workers and threads per worker: as given, else two workers on 2+ CPUs, sharing the CPUs."""
+    from edge.backends.onnxruntime import usable_cpus
+
+    cpus = usable_cpus()
+    count = workers or (2 if cpus >= 2 else 1)
+    return count, threads or max(1, cpus // count)
 
 
 def _group_by_input(runners: Sequence[Runner]) -> list[list[Runner]]:

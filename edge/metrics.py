@@ -50,6 +50,17 @@ class LatencyHistogram:
     def summary(self) -> dict[str, float]:
         return {"p50": round(self.percentile_ms(50), 3), "p99": round(self.percentile_ms(99), 3)}
 
+    def bins_ms(self) -> tuple[np.ndarray, np.ndarray]:
+        """The occupied range of bins as (edges [K + 1] in ms, counts [K]): what a histogram chart draws."""
+        occupied = np.flatnonzero(self.counts)
+        if len(occupied) == 0:
+            return np.zeros(0), np.zeros(0, np.int64)
+        first, last = max(1, int(occupied[0])), int(occupied[-1])  # bin 0 (≤ 1 µs) drawn as bin 1
+        edges = _MIN_S * _GROWTH ** (np.arange(first - 1, last + 1, dtype=np.float64)) * 1e3
+        counts = self.counts[first:last + 1].copy()
+        counts[0] += self.counts[:first].sum()
+        return edges, counts
+
     def cumulative(self, bounds_s: list[float]) -> list[int]:
         """Samples at or below each bound (to the bin width): the buckets of a Prometheus histogram."""
         cumulative = np.cumsum(self.counts)

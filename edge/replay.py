@@ -11,14 +11,28 @@ frames processed so far.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from edge import progress
 from edge.config import RunConfig
 from edge.errors import Interrupted
+from edge.pipeline import Sink
+from edge.pipeline.sinks import ProgressSink
 from edge.session import EarlierRun, RunSession
 from streams.feed import SourceSpec
 
 DEFAULT_OUT = "out/replay"
+
+
+class ReplaySession(RunSession):
+    """The run session of ``edge replay``: on a terminal, a progress bar (frames, fps, ETA) on stderr."""
+
+    def more_sinks(self) -> list[Sink]:
+        bar = progress.frames(None, Path(self.specs[0].uri).name)
+        if bar.disable:
+            return []
+        return [ProgressSink(bar, lambda: self.pipeline.feeds[0].length)]
 
 
 def replay(source: str, config: RunConfig, *, realtime: bool = False, overwrite: bool = False) -> dict[str, Any]:
@@ -27,7 +41,7 @@ def replay(source: str, config: RunConfig, *, realtime: bool = False, overwrite:
     An earlier run's outputs in ``OUT`` are a usage error, or removed first with ``overwrite``. Stopped by
     SIGINT or SIGTERM, it finishes what is in flight, writes everything, then raises :class:`Interrupted`."""
     earlier = EarlierRun.REPLACE if overwrite else EarlierRun.REFUSE
-    session = RunSession(config, [SourceSpec(source, realtime=realtime)], DEFAULT_OUT, earlier=earlier)
+    session = ReplaySession(config, [SourceSpec(source, realtime=realtime)], DEFAULT_OUT, earlier=earlier)
     error: BaseException | None = None
     try:
         session.pipeline.run()

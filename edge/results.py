@@ -99,10 +99,15 @@ class Detections(Result):
         return len(self.scores)
 
     def take(self, keep: np.ndarray) -> Detections:
-        """The detections at indices ``keep`` (landmarks and tracks kept along; masks are not)."""
+        """The detections at indices ``keep``, with their landmarks, tracks and masks."""
+        masks = self.masks
+        if masks is not None:
+            indices = np.arange(len(self))[keep]  # ``keep`` may be indices or a mask
+            masks = MaskPatches(masks.origins[indices], [masks.patches[i] for i in indices.tolist()],
+                                masks.frame_size)
         return Detections(self.boxes[keep], self.scores[keep], self.class_ids[keep],
                           None if self.keypoints is None else self.keypoints[keep],
-                          None if self.track_ids is None else self.track_ids[keep])
+                          None if self.track_ids is None else self.track_ids[keep], masks)
 
     def to_event(self, label: Label) -> dict[str, Any]:
         """The contract's detection RESULT: boxes to 0.1 px, scores to 1e-4. With masks, each detection adds

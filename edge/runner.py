@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from edge.bundle import BUNDLE_FILE, Bundle
 from edge.decoders import DECODERS, Cascade
 from edge.errors import BadInputError
 from edge.preprocess import Preprocessor, Transform
+from edge.results import Detections
 
 STAGES = ("preprocess", "infer", "postprocess")
 
@@ -40,7 +42,9 @@ class Runner:
         self.timings = dict.fromkeys(STAGES, 0.0)
         decoder = DECODERS[bundle.decoder]
         self.backends: list[Backend] = []
-        self.cascade = self._open_cascade(decoder, backend, threads) if issubclass(decoder, Cascade) else None
+        self._classes, decoding = self._class_filter(bundle)
+        self.cascade = self._open_cascade(decoding, decoder, backend, threads) if issubclass(decoder, Cascade) \
+            else None
         self.batch = 1
         if self.cascade is not None:
             return
@@ -48,7 +52,7 @@ class Runner:
         self.backends.append(self.backend)
         try:
             self._check_input()
-            self.decoder = decoder(bundle, self.backend.outputs)
+            self.decoder = decoder(decoding, self.backend.outputs)
         except BaseException:
             self.close()
             raise
@@ -68,14 +72,32 @@ class Runner:
         except NotImplementedError:
             return self.backend.slots[0]
 
-    def _open_cascade(self, cascade: type[Cascade], backend: str, threads: int | None) -> Cascade:
+    @staticmethod
+    def _class_filter(bundle: Bundle) -> tuple[np.ndarray | None, Bundle]:
+        """The class ids ``thresholds.classes`` keeps (``None``: all), and the bundle its decoder gets: with a
+        class filter the decoder keeps every class's best and :meth:`_kept` caps what the filter leaves, so
+        ``--classes person --max-det 5`` gives five people, not the people among the five best."""
+        thresholds = bundle.thresholds
+        if thresholds.classes is None:
+            return None, bundle
+        ids = np.array([bundle.labels.index(label) for label in thresholds.classes], np.int64)
+        return ids, replace(bundle, thresholds=replace(thresholds, max_detections=None))
+
+    def _kept(self, result: Any) -> Any:
+        """``result`` with only the detections of the filter's classes, at most ``max_detections`` of them."""
+        if self._classes is None or not isinstance(result, Detections):
+            return result
+        keep = np.flatnonzero(np.isin(result.class_ids, self._classes))[:self.bundle.thresholds.max_detections]
+        return result if len(keep) == len(result) else result.take(keep)
+
+    def _open_cascade(self, bundle: Bundle, cascade: type[Cascade], backend: str, threads: int | None) -> Cascade:
         """The cascade, given a way to open the bundle's model files; this runner owns what it opens."""
         def opener(role: str, shapes: dict[str, tuple[int, ...]]) -> Backend:
             self.backends.append(open_backend(self.bundle, backend, threads=threads, role=role, input_shapes=shapes))
             return self.backends[-1]
 
         try:
-            made = cascade(self.bundle, opener)
+            made = cascade(bundle, opener)
         except BaseException:
             self.close()
             raise
@@ -116,7 +138,7 @@ class Runner:
         if self.cascade is not None:
             results = []
             for image in images:
-                results.append(self.cascade(image))
+                results.append(self._kept(self.cascade(image)))
                 for stage, seconds in self.cascade.timings.items():
                     self.timings[stage] += seconds
             return results
@@ -172,7 +194,7 @@ class Runner:
                                                                           self.bundle.input)
             if class_map is not None:
                 return self.decoder.from_class_map(class_map)
-        return self.decoder(outputs, transform)
+        return self._kept(self.decoder(outputs, transform))
 
     def on_boxes(self, image: np.ndarray, boxes: np.ndarray) -> list[Any]:
         """One result per box (frame pixels, any size): crops in batches of the slot's batch size. ``timings``

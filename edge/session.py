@@ -3,7 +3,8 @@ make it: the inference workers, the output folder, the sinks the options ask for
 signals; and one way to close it all.
 
 Closing always closes the sinks (finalising video files, flushing events) and the workers, even after a
-failure, and writes ``summary.json`` last and atomically (with the detections counted per label), so a run
+failure, and writes ``summary.json`` last and atomically (with the detections counted per label, or the
+distinct tracks when tracking is on, and the ``run`` block that identifies it: :mod:`edge.identity`), so a run
 that fails half-way keeps everything it produced, and a summary is either whole or absent.
 
 SIGINT (Ctrl-C) and SIGTERM stop reading (:class:`SignalStop`): the frames in flight are finished, the files
@@ -26,7 +27,9 @@ from edge.bundle import load_bundle
 from edge.config import RunConfig
 from edge.errors import UsageError
 from edge.files import write_json_atomic
+from edge.filters import apply_filters
 from edge.graph import make_workers
+from edge.identity import run_identity
 from edge.paths import make_out_dir
 from edge.pipeline import Pipeline, Sink
 from edge.pipeline.sinks import EventsSink, LabelCounter, MapsSink, VideoSink
@@ -113,7 +116,8 @@ class RunSession:
         self.earlier = earlier
         self.stop_signal = SignalStop()
         try:
-            self.workers = make_workers([load_bundle(b) for b in config.bundles], config.backend, config.threads,
+            self.bundles = apply_filters([load_bundle(b) for b in config.bundles], config)
+            self.workers = make_workers(self.bundles, config.backend, config.threads,
                                         config.workers, batch=config.batch or len(self.specs),
                                         allow_build=config.engine_build)
         except BaseException:
@@ -150,6 +154,14 @@ class RunSession:
     def more_sinks(self) -> list[Sink]:
         return []
 
+    def _labels(self) -> dict[str, Any]:
+        """``labels``: distinct tracks per label when tracking is on, else detections per label (every
+        frame's); ``detections_per_label`` is always the latter."""
+        detections = dict(self.labels.counts.most_common())
+        tracked = self.config.tracking
+        return {"labels": dict(self.labels.tracks.most_common()) if tracked else detections,
+                "labels_counted": "tracks" if tracked else "detections", "detections_per_label": detections}
+
     def _close_workers(self) -> None:
         for graph in self.workers:
             graph.close()
@@ -164,7 +176,8 @@ class RunSession:
                 step()
             except Exception as e:
                 failures.append(e)
-        summary = {**self.pipeline.summary(), "labels": dict(self.labels.counts.most_common()), **extra}
+        summary = {**self.pipeline.summary(), **self._labels(), **extra,
+                   "run": run_identity(self.pipeline, self.bundles, [s.uri for s in self.specs])}
         if self.stop_signal.signal is not None:
             summary["stopped_by"] = self.stop_signal.signal.name
         path = Path(self.out) / "summary.json"

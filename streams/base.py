@@ -40,6 +40,7 @@ class Source(ABC):
     many models run; ``skipped`` those that could not be decoded and were passed over."""
 
     live = False
+    length: int | None = None  # frames it holds, where known ahead (a file's count, a folder's images)
 
     def __init__(self, name: str, fps: float, source_id: int = 0):
         self.name = name

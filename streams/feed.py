@@ -73,7 +73,7 @@ class ThreadReader:
 
     def __init__(self, spec: SourceSpec, stop: threading.Event):
         self.source = open_source(spec.uri, name=spec.name, source_id=spec.source_id, settings=spec.settings)
-        self.name, self.fps = self.source.name, self.source.fps
+        self.name, self.fps, self.length = self.source.name, self.source.fps, self.source.length
         self._frames = paced(self.source) if spec.realtime else iter(self.source)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -104,6 +104,7 @@ class SourceFeed:
         self.spec, self.queue, self.stop, self.mode, self.backoff = spec, queue, stop, mode, backoff
         self.name = spec.name or spec.uri
         self.fps = 0.0
+        self.length: int | None = None  # frames the source holds, where known (files, folders)
         self.state = StreamState.STARTING
         self.reconnects = 0
         self.frames = 0
@@ -160,7 +161,7 @@ class SourceFeed:
         """One opening of the source: every frame to the queue until it ends, fails or we stop."""
         reader = open_reader(self.spec, self.mode, self.stop)
         try:
-            self.name, self.fps = reader.name, reader.fps
+            self.name, self.fps, self.length = reader.name, reader.fps, reader.length
             self.state = StreamState.STREAMING
             self.opened.set()
             log.info("stream open", extra={"stream": self.name, "fps": round(self.fps, 2), "decode": self.mode.value})

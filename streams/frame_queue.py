@@ -69,6 +69,10 @@ class FrameQueue:
             queue.append(frame)
             self._condition.notify_all()
 
+    def depth(self, source: int) -> int:
+        """Frames of ``source`` waiting now (a read without the lock: a gauge, not a decision)."""
+        return len(self._queues[source])
+
     def add_dropped(self, source: int, count: int) -> None:
         """Counts frames a decoder dropped before they reached the queue."""
         with self._condition:

@@ -1,5 +1,6 @@
-"""The daemon's HTTP face: a live MJPEG preview with a small page, plus whatever text routes it is given
-(metrics, health, status). Standard library only (``ThreadingHTTPServer``): one thread per client.
+"""The daemon's HTTP face: a live MJPEG preview per stream on the live page (:mod:`streams.live_page`), plus
+whatever text routes it is given (metrics, health, status). Standard library only (``ThreadingHTTPServer``):
+one thread per client.
 
 Binding: 127.0.0.1 by default. Bound to any other address the server requires a token, sent as
 ``Authorization: Bearer TOKEN`` or ``?token=TOKEN`` (the page passes its own on to the stream and status
@@ -12,7 +13,6 @@ producer encodes a JPEG only when someone is connected, at most ``max_fps`` time
 from __future__ import annotations
 
 import hmac
-import html
 import ipaddress
 import json
 import threading
@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
+
+from streams.live_page import page
 
 Route = Callable[[], tuple[int, str, bytes]]  # () → (status, content type, body)
 BOUNDARY = "edgeframe"
@@ -74,34 +76,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
-
-
-def page(streams: list[str], token: str | None) -> bytes:
-    """One ``<img>`` per stream on the MJPEG endpoint and a line of live numbers from ``/status.json``."""
-    suffix = f"&token={quote(token)}" if token else ""
-    tiles = "\n".join(
-        f'<figure><img src="/stream.mjpg?stream={quote(s)}{suffix}" alt="{html.escape(s)}">'
-        f'<figcaption id="s-{html.escape(s)}">{html.escape(s)}</figcaption></figure>' for s in streams)
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>edge preview</title>
-<style>body{{font-family:sans-serif;background:#111;color:#eee;margin:1em}}
-figure{{display:inline-block;margin:0 1em 1em 0}}img{{max-width:640px;display:block}}</style></head>
-<body><h1>edge</h1>
-{tiles}
-<script>
-async function refresh() {{
-  try {{
-    const r = await fetch("/status.json?{suffix[1:]}");
-    const status = await r.json();
-    for (const [name, s] of Object.entries(status.streams)) {{
-      const el = document.getElementById("s-" + name);
-      if (el) el.textContent = `${{name}}: ${{s.fps.toFixed(1)}} fps, latency ${{s.latency_ms.toFixed(0)}} ms, ` +
-        `dropped ${{s.dropped}}, reconnects ${{s.reconnects}}, ${{s.state}}`;
-    }}
-  }} catch (e) {{}}
-}}
-setInterval(refresh, 1000); refresh();
-</script></body></html>""".encode()
 
 
 class PreviewServer:

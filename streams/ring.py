@@ -42,6 +42,7 @@ _POLL_S = 0.1
 class Opened(NamedTuple):
     name: str
     fps: float
+    length: int | None = None  # frames the source holds, where known
 
 
 class NewRing(NamedTuple):
@@ -112,7 +113,7 @@ def _decode_main(spec, frames_out: Connection, slots_back: Connection, slot_coun
             frames_out.send(Failed(str(e)))
             return
         with source:
-            frames_out.send(Opened(source.name, source.fps))
+            frames_out.send(Opened(source.name, source.fps, source.length))
             free: deque[int] = deque()
             dropped = 0
             for frame in paced(source) if spec.realtime else source:
@@ -168,7 +169,7 @@ class ProcessReader:
         except BaseException:
             self.close()
             raise
-        self.name, self.fps = message.name, message.fps
+        self.name, self.fps, self.length = message.name, message.fps, message.length
 
     def _receive(self) -> ChildMessage | None:
         """The child's next message; ``None`` once stopping; :class:`SourceError` if the child died."""

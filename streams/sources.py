@@ -41,6 +41,7 @@ class VideoFileSource(Source):
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         super().__init__(name or path.stem, fps if 0 < fps < 1000 else 30.0, source_id)
         self.frame_count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.length = self.frame_count if self.frame_count > 0 else None
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
@@ -71,6 +72,7 @@ class ImageSequenceSource(Source):
     def __init__(self, name: str, paths: list[Path], fps: float = 30.0, source_id: int = 0):
         super().__init__(name, fps, source_id)
         self.paths = paths
+        self.length = len(paths)
 
     def __iter__(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):

@@ -140,6 +140,7 @@ def test_sigterm_finalises_video_and_events(yolox_bundle, assets, tmp_path):
 sources: [{{url: {assets / 'videos/bgslibrary_highway_traffic_320x240.avi'}}}]
 bundles: [{yolox_bundle.root}]
 out: {out}
+perf_s: 0.2
 """)
     wait_until(lambda: len(events(out)) >= 20, what="events")
     code, err = stop(daemon)
@@ -153,7 +154,11 @@ out: {out}
     assert video.read()[0]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == len(lines)
-    assert any(json.loads(line)["msg"] == "stopping" for line in err.splitlines() if line.startswith("{"))
+    logged = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert any(record["msg"] == "stopping" for record in logged)
+    perf = [record for record in logged if record["msg"] == "perf"]  # DeepStream's **PERF, one line per stream
+    assert perf and all(r["stream"] == "bgslibrary_highway_traffic_320x240" and r["fps"] >= 0 for r in perf)
+    assert perf[-1]["frames"] >= 1 and perf[-1]["fps_avg"] > 0 and {"dropped", "latency_ms"} <= set(perf[-1])
 
 
 def test_sd_notify_ready_watchdog_stopping(yolox_bundle, assets, tmp_path):

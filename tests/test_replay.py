@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import socket
+import time
+from datetime import datetime
 
 import cv2
 import numpy as np
 import pytest
 
+import edge
 from edge.cli import main
 
 SUMMARY_KEYS = {"frames", "dropped", "wall_s", "fps", "backend", "precision", "latency_ms"}
@@ -31,8 +36,9 @@ def check_outputs(out, frames, stream, width, height, tracked=True):
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert [e["frame"] for e in events] == list(range(frames))
     for event in events:
-        assert set(event) == {"stream", "frame", "pts", "results"}
+        assert set(event) == {"stream", "frame", "pts", "time", "size", "results"}
         assert event["stream"] == stream and isinstance(event["pts"], float)
+        assert event["size"] == [width, height] and abs(event["time"] - time.time()) < 3600
         (result,) = event["results"].values()
         for det in result["detections"]:
             assert set(det) == {"label", "class_id", "score", "box"} | ({"track_id"} if tracked else set())
@@ -57,6 +63,31 @@ def test_image_folder(yolox_bundle, image_folder, tmp_path):
     events = check_outputs(tmp_path, 6, image_folder.name, 320, 240)
     assert [e["pts"] for e in events] == pytest.approx([i / 30 for i in range(6)], abs=1e-6)
     assert all(any(d["label"] == "car" for d in e["results"]["yolox_nano"]["detections"]) for e in events)
+
+
+def test_summary_identifies_the_run_and_counts_tracks(yolox_bundle, image_folder, tmp_path):
+    """The ``run`` block names edge, the host, the backend, the bundle by its bundle.json's sha256 and the source's
+    size and length; ``labels`` counts each car once with tracking on, and every detection without it."""
+    for tracking in ("--tracking", "--no-tracking"):
+        out = tmp_path / tracking
+        assert main(["replay", str(image_folder), "--bundle", str(yolox_bundle.root), "--out", str(out), "--no-video",
+                     tracking]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        run = summary["run"]
+        assert run["edge_version"] == edge.__version__ and run["host"] == socket.gethostname()
+        assert run["backend"] == "onnxruntime" and run["gpus"] == []
+        assert datetime.fromisoformat(run["started"]).tzinfo is not None
+        bundle = run["bundles"]["yolox_nano"]
+        assert bundle["sha256"] == hashlib.sha256((yolox_bundle.root / "bundle.json").read_bytes()).hexdigest()
+        assert bundle["thresholds"] == {"score": 0.3, "iou": 0.45, "max_detections": 300}
+        assert run["sources"][image_folder.name] == {"uri": str(image_folder), "width": 320, "height": 240,
+                                                     "fps": 30.0, "length": 6, "duration_s": 0.2}
+        cars = summary["detections_per_label"]["car"]
+        assert cars >= 6
+        if tracking == "--tracking":
+            assert summary["labels_counted"] == "tracks" and 1 <= summary["labels"]["car"] < cars
+        else:
+            assert summary["labels_counted"] == "detections" and summary["labels"]["car"] == cars
 
 
 def test_glob_in_name_order(yolox_bundle, image_folder, tmp_path):

@@ -50,7 +50,8 @@ def parse(command: str, *argv: str) -> argparse.Namespace:
 
 FLAGS = ["--bundle", "a", "--bundle", "b", "--out", "o", "--backend", "onnxruntime", "--no-engine-build",
          "--workers", "3", "--threads", "2", "--batch", "4", "--decode", "process", "--no-tracking", "--no-video",
-         "--save-masks"]
+         "--save-masks", "--score", "0.5", "--iou", "0.6", "--classes", "person, car", "--max-det", "10",
+         "--thresholds", "a:score=0.7", "--thresholds", "a:classes=dog", "--thresholds", "b:max_det=3"]
 YAML = """\
 sources: [{url: clip.mp4}]
 bundles: [a, b]
@@ -64,6 +65,11 @@ decode: process
 tracking: false
 video: false
 save_masks: true
+score: 0.5
+iou: 0.6
+classes: [person, car]
+max_det: 10
+thresholds: {a: {score: 0.7, classes: [dog]}, b: {max_det: 3}}
 """
 
 
@@ -71,7 +77,7 @@ def test_flags_and_yaml_give_the_same_run_config(tmp_path):
     path = tmp_path / "edge.yaml"
     path.write_text(YAML)
     from_yaml = load_config(path)
-    expected = {name: getattr(from_yaml, name) for name in RUN_OPTIONS}
+    expected = {name: value for name, value in dataclasses.asdict(from_yaml).items() if name in RUN_OPTIONS}
     for command in ("replay", "run"):
         assert dataclasses.asdict(run_config(parse(command, *FLAGS))) == expected
     assert expected["decode"] is DecodeMode.PROCESS and expected["bundles"] == ["a", "b"]

@@ -52,6 +52,7 @@ BUNDLE_SCHEMA: dict[str, Any] = {
                 "score": {"type": "number", "minimum": 0, "maximum": 1},
                 "iou": {"type": "number", "minimum": 0, "maximum": 1},
                 "max_detections": {"type": "integer", "minimum": 1},
+                "classes": {"type": "array", "items": {"type": "string"}, "minItems": 1},  # default: every class
             },
         },
         "files": {
@@ -81,6 +82,9 @@ def validate(doc: Any, path: Path) -> None:
     if doc["schema"] > SCHEMA_VERSION:
         raise BadInputError(f"{path}: field 'schema': version {doc['schema']} is newer than this edge "
                             f"({__version__}) reads (up to {SCHEMA_VERSION})")
+    unknown = [c for c in doc["thresholds"].get("classes", ()) if c not in doc["labels"]]
+    if unknown:
+        raise BadInputError(f"{path}: field 'thresholds.classes': '{unknown[0]}' is not one of the labels")
     spec = doc["input"]
     channels = spec["shape"][1] if spec["layout"] == "nchw" else spec["shape"][3]
     if channels != 3:

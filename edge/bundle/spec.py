@@ -50,9 +50,19 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class Thresholds:
+    """What a result keeps: scores of at least ``score``, NMS at ``iou``, the ``max_detections`` best and, where
+    ``classes`` names labels, only detections of those (``None``: every class). A run may override each
+    (:mod:`edge.filters`)."""
+
     score: float = 0.3
     iou: float = 0.45
-    max_detections: int = 300
+    max_detections: int | None = 300
+    classes: tuple[str, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As ``bundle.json`` holds it: ``classes`` only when set."""
+        values = {"score": self.score, "iou": self.iou, "max_detections": self.max_detections}
+        return values if self.classes is None else {**values, "classes": list(self.classes)}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ module                 commands
 ``bundle``             ``bundle create``
 ``compile_quantize``   ``compile``, ``quantize``
 ``engine``             ``build-engine``
+``export``             ``export``
+``bench``              ``bench``
 ``demo_doctor``        ``demo``, ``doctor``, ``service install``
 =====================  ==================================================
 """
@@ -25,10 +27,12 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from edge import __version__
+from edge.cli.bench import add_bench_parser
 from edge.cli.bundle import add_bundle_parser
 from edge.cli.compile_quantize import add_compile_parsers
 from edge.cli.demo_doctor import add_demo_doctor_parsers
 from edge.cli.engine import add_engine_parser
+from edge.cli.export import add_export_parser
 from edge.cli.run import add_run_parsers
 from edge.errors import EdgeError
 
@@ -52,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_compile_parsers(commands, common)
     add_engine_parser(commands, common)
     add_run_parsers(commands, common)
+    add_export_parser(commands, common)
+    add_bench_parser(commands, common)
     return parser
 
 

@@ -1,10 +1,11 @@
-"""``edge bundle create``: its options, then its handler."""
+"""``edge bundle create|info|validate``: their options, then their handlers."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from edge.backends import BACKEND_NAMES
 from edge.bundle import RESIZES, TASKS, Thresholds
 from edge.cli.values import floats, json_value, key_value, size
 
@@ -34,6 +35,18 @@ def add_bundle_parser(commands: Any, common: argparse.ArgumentParser) -> None:
                              "per-box classification; with classes='[\"person\"]', min_score, expand, "
                              "max_crops) or instances=NAME (panoptic); repeatable")
     create.set_defaults(func=cmd_bundle_create)
+
+    info = bundle_commands.add_parser("info", parents=[common], help="show a bundle: task, decoder, input, labels, "
+                                      "files, engines, compile and quantization reports")
+    info.add_argument("folder", metavar="DIR", help="bundle folder")
+    info.add_argument("--json", action="store_true", help="print bundle.json with file sizes and engines")
+    info.set_defaults(func=cmd_bundle_info)
+    validate = bundle_commands.add_parser("validate", parents=[common], help="check a bundle as a run would, and run "
+                                          "one frame through it (exit 0 valid, 3 not)")
+    validate.add_argument("folder", metavar="DIR", help="bundle folder")
+    validate.add_argument("--backend", choices=BACKEND_NAMES, default="auto",
+                          help="backend to open the model with (default: auto; no engine is built)")
+    validate.set_defaults(func=cmd_bundle_validate)
 
 
 def add_input_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
@@ -65,4 +78,21 @@ def cmd_bundle_create(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(f"bundle '{bundle.name}' ({bundle.task}, decoder {bundle.decoder}) written to {bundle.root}")
+    return 0
+
+
+def cmd_bundle_info(args: argparse.Namespace) -> int:
+    import json
+
+    from edge.bundle_info import info, render
+
+    doc = info(args.folder)
+    print(json.dumps(doc, indent=2) if args.json else render(doc))
+    return 0
+
+
+def cmd_bundle_validate(args: argparse.Namespace) -> int:
+    from edge.bundle_info import validate
+
+    print(validate(args.folder, args.backend))
     return 0

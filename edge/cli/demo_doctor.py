@@ -15,6 +15,7 @@ def add_demo_doctor_parsers(commands: Any, common: argparse.ArgumentParser) -> N
     demo.set_defaults(func=cmd_demo)
 
     doctor = commands.add_parser("doctor", parents=[common], help="what this machine can run")
+    doctor.add_argument("--json", action="store_true", help="print the findings as one JSON document")
     doctor.set_defaults(func=cmd_doctor)
 
     service = commands.add_parser("service", parents=[common], help="run the daemon under systemd")
@@ -36,9 +37,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from edge.doctor import report
+    import json
 
-    print(report())
+    from edge.doctor import facts, report
+
+    found = facts()
+    print(json.dumps(found, indent=2) if args.json else report(found))
     return 0
 
 

@@ -9,6 +9,7 @@ however many sinks ask, so the decoded frame every sink shares stays as decoded.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -52,6 +53,9 @@ class FrameResult:
 
     ``results`` and ``labels`` (class id → name) are keyed by bundle name; ``event`` is the contract's event
     line, :attr:`event_json` the same encoded once for every sink that sends it; ``fps`` the stream's rate.
+    The event adds to the contract's keys ``time``, the wall-clock time of capture (Unix seconds; for a
+    recorded file, when its decoding started), and ``size``, the frame's ``[width, height]``, so an event
+    line alone places its boxes (exports, dashboards).
     """
 
     frame: Frame
@@ -65,7 +69,10 @@ class FrameResult:
 
     def __post_init__(self) -> None:
         frame = self.frame
+        height, width = frame.image.shape[:2]
+        captured = time.time() - (time.monotonic() - frame.captured)
         self.event = {"stream": frame.stream, "frame": frame.index, "pts": round(frame.pts, 6),
+                      "time": round(captured, 3), "size": [width, height],
                       "results": to_events(self.results, self.labels)}
 
     @property

@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from edge.pipeline.messages import FrameResult
-from edge.results import Detections
+from edge.results import Detections, Label
 from streams.http import FrameHub
 from streams.mqtt import MqttPublisher
 from streams.uris import safe_name
@@ -137,21 +137,65 @@ class MapsSink:
 
 
 class LabelCounter:
-    """Per-label detection totals for the summary: counted per class id, named once per class."""
+    """Detections counted per class id and named once per class: per label (``counts``, every frame's
+    detections), per bundle and label (``by_bundle``, for ``/metrics``), and, where tracking gives ids,
+    distinct tracks per label (``tracks``: a track counts once, under the label of its first detection)."""
 
     critical = True
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.by_bundle: Counter[tuple[str, str]] = Counter()
+        self.tracks: Counter[str] = Counter()
+        self._counted: dict[tuple[int, str], np.ndarray] = {}  # per stream and bundle: track id → counted yet
 
     def write(self, item: FrameResult) -> None:
         for name, result in item.results.items():
             if isinstance(result, Detections) and len(result):
-                per_class = np.bincount(result.class_ids)
-                found = np.flatnonzero(per_class)
                 label = item.labels[name]
-                for class_id, count in zip(found.tolist(), per_class[found].tolist()):
-                    self.counts[label(class_id)] += count
+                for class_label, count in _per_label(result.class_ids, label):
+                    self.counts[class_label] += count
+                    self.by_bundle[name, class_label] += count
+                if result.track_ids is not None:
+                    fresh = self._first_seen((item.frame.source, name), result.track_ids)
+                    for class_label, count in _per_label(result.class_ids[fresh], label):
+                        self.tracks[class_label] += count
+
+    def _first_seen(self, key: tuple[int, str], track_ids: np.ndarray) -> np.ndarray:
+        """Mask of the detections whose track is seen for the first time (-1, untracked, never is)."""
+        counted = self._counted.get(key, np.zeros(64, bool))
+        tracked = track_ids >= 0
+        if tracked.any() and track_ids.max() >= len(counted):
+            counted = np.concatenate([counted, np.zeros(max(len(counted), int(track_ids.max()) + 1), bool)])
+        fresh = tracked.copy()
+        fresh[tracked] = ~counted[track_ids[tracked]]
+        counted[track_ids[fresh]] = True
+        self._counted[key] = counted
+        return fresh
+
+    def close(self) -> None:
+        pass
+
+
+def _per_label(class_ids: np.ndarray, label: Label) -> list[tuple[str, int]]:
+    """(label, count) of the classes present, counted with one bincount."""
+    if len(class_ids) == 0:
+        return []
+    per_class = np.bincount(class_ids)
+    found = np.flatnonzero(per_class)
+    return [(label(c), n) for c, n in zip(found.tolist(), per_class[found].tolist())]
+
+
+class LatestEvents:
+    """Each stream's latest event (the dict every sink already shares, not a copy), for the live page."""
+
+    critical = False
+
+    def __init__(self) -> None:
+        self.events: dict[str, dict[str, Any]] = {}
+
+    def write(self, item: FrameResult) -> None:
+        self.events[item.frame.stream] = item.event
 
     def close(self) -> None:
         pass
@@ -175,6 +219,27 @@ class PreviewSink:
 
     def close(self) -> None:
         pass
+
+
+class ProgressSink:
+    """A terminal's progress bar over the delivered frames (``edge replay``, ``edge demo``): its total comes
+    from ``total()`` (the source's length, known once it opened) at the first frame."""
+
+    critical = False
+
+    def __init__(self, bar: Any, total: Callable[[], int | None]):
+        self.bar, self.total = bar, total
+        self._started = False
+
+    def write(self, item: FrameResult) -> None:
+        if not self._started:
+            self._started = True
+            self.bar.total = self.total()
+            self.bar.refresh()
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class MqttSink:

@@ -25,6 +25,7 @@ class StreamStats:
         self.frames = 0
         self.times = StageTimes()
         self.last_latency_s = 0.0
+        self.size: tuple[int, int] | None = None  # width, height of the latest frame
         self._recent: deque[float] = deque(maxlen=30)
 
     @property
@@ -36,6 +37,7 @@ class StreamStats:
     def record(self, frame: Frame, timings: dict[str, float], now: float) -> None:
         latency = now - frame.captured
         self.frames += 1
+        self.size = frame.image.shape[1], frame.image.shape[0]
         self.last_latency_s = latency
         self._recent.append(now)
         self.times.add("decode", frame.decode_s)
@@ -56,6 +58,12 @@ class PipelineStats:
     @property
     def frames(self) -> int:
         return sum(s.frames for s in self.streams)
+
+    def restart_times(self) -> None:
+        """Empties the latency histograms (counts stay): ``edge bench`` measures after its warm-up only."""
+        for stream in self.streams:
+            stream.times = StageTimes()
+        self.per_bundle = {name: StageTimes() for name in self.per_bundle}
 
     @property
     def batches(self) -> Counter[int]:
