@@ -87,6 +87,14 @@ class RunConfig:
     video: bool = field(default=True, metadata=option("write the annotated video"))
     save_masks: bool = field(default=False, metadata=option(
         "write each frame's class, instance and panoptic id maps as PNGs under OUT/<kind>/<bundle>/"))
+    interval: dict[str, int] = field(default_factory=dict, metadata=option(
+        "run bundle NAME on every N-th frame of each stream only; the tracker carries its boxes in between "
+        "(repeatable; YAML: a mapping)", metavar="NAME=N", minimum=1))
+    motion: bool = field(default=False, metadata=option("skip inference on frames in which nothing moves"))
+    motion_area: float = field(default=0.002, metadata=option(
+        "motion gating: the fraction of a frame that must change for it to move", metavar="F"))
+    analytics: str | None = field(default=None, metadata=option(
+        "zones, lines, their events and snapshots: a YAML file (see README, Analytics)", metavar="FILE"))
 
     def __post_init__(self) -> None:
         self.decode = DecodeMode(self.decode)  # also when made in code with the text
@@ -166,8 +174,10 @@ def problem(declared: Option | None, kind: Any, value: Any) -> str | None:
     choices = _choices(kind, declared)
     if choices and value not in choices:
         return f"'{value}' is not one of {', '.join(choices)}"
-    if declared is not None and declared.minimum is not None and value is not None and value < declared.minimum:
-        return f"must be at least {declared.minimum}, got {value}"
+    if declared is not None and declared.minimum is not None and value is not None:
+        for key, number in (value.items() if isinstance(value, dict) else [(None, value)]):
+            if number < declared.minimum:
+                return f"{'' if key is None else f'{key}: '}must be at least {declared.minimum}, got {number}"
     return None
 
 
@@ -191,6 +201,11 @@ class _Checker:
             if not isinstance(node, yaml.SequenceNode):
                 raise self.error(node, where, "expected a list")
             return [self.convert(item, args[0], f"{where}[{i}]") for i, item in enumerate(node.value)]
+        if origin is dict:
+            if not isinstance(node, yaml.MappingNode):
+                raise self.error(node, where, "expected a mapping")
+            return {self.convert(k, args[0], where): self.convert(v, args[1], f"{where}.{k.value}")
+                    for k, v in node.value}
         if isinstance(kind, type) and issubclass(kind, enum.Enum):
             return self.convert(node, str, where)  # checked against its values, then made a member
         if not isinstance(node, yaml.ScalarNode):
@@ -289,6 +304,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag_of(name), action=argparse.BooleanOptionalAction, **common)
         elif typing.get_origin(kind) is list:
             group.add_argument(flag_of(name), action="append", metavar=declared.metavar, **common)
+        elif typing.get_origin(kind) is dict:  # KEY=VALUE, repeatable; run_options makes the mapping
+            group.add_argument(flag_of(name), action="append", type=_pair_type(name, kind), metavar=declared.metavar,
+                               **common)
         else:
             choices = _choices(kind, declared)
             metavar = "{" + ",".join(choices) + "}" if choices else declared.metavar
@@ -314,9 +332,26 @@ def _flag_type(name: str, kind: Any):
     return parse
 
 
+def _pair_type(name: str, kind: Any):
+    """A mapping option's converter: ``KEY=VALUE`` → ``(KEY, VALUE)``, the value checked as one of the field's."""
+    key_kind, value_kind = typing.get_args(kind)
+
+    def parse(text: str) -> tuple[Any, Any]:
+        key, equals, value = text.partition("=")
+        if not equals or not key:
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not '{text}'")
+        return key_kind(key), _flag_type(name, value_kind)(value)
+
+    return parse
+
+
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
     """The run options given on the command line, by key (those not given are absent)."""
-    return {name: getattr(args, name) for name in RUN_OPTIONS if hasattr(args, name)}
+    given = {name: getattr(args, name) for name in RUN_OPTIONS if hasattr(args, name)}
+    for name, value in given.items():
+        if typing.get_origin(_plain_type(_HINTS[name])) is dict:
+            given[name] = dict(value)
+    return given
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:

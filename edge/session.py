@@ -20,6 +20,7 @@ from edge.graph import make_workers
 from edge.paths import make_out_dir
 from edge.pipeline import Pipeline, Sink
 from edge.pipeline.sinks import EventsSink, LabelCounter, MapsSink, VideoSink
+from edge.schedule import InferenceSchedule, MotionGate
 from streams.feed import Backoff, SourceSpec
 
 
@@ -32,13 +33,15 @@ class RunSession:
                  backoff: Backoff | None = None):
         self.config = config
         self.specs = list(specs)
-        self.workers = make_workers([load_bundle(b) for b in config.bundles], config.backend, config.threads,
-                                    config.workers, batch=config.batch or len(self.specs),
-                                    allow_build=config.engine_build)
+        bundles = [load_bundle(b) for b in config.bundles]
+        gate = MotionGate(config.motion_area) if config.motion else None
+        schedule = InferenceSchedule(bundles, config.interval, gate)
+        self.workers = make_workers(bundles, config.backend, config.threads, config.workers,
+                                    batch=config.batch or len(self.specs), allow_build=config.engine_build)
         try:
             self.out = make_out_dir(config.out or default_out)
             self.pipeline = Pipeline(self.specs, self.workers, self._sinks(), decode=config.decode,
-                                     track=config.tracking, backoff=backoff)
+                                     track=config.tracking, backoff=backoff, schedule=schedule)
         except BaseException:
             self._close_workers()
             raise

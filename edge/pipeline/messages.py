@@ -17,6 +17,7 @@ import numpy as np
 
 from edge.draw import draw_results
 from edge.results import Label
+from edge.schedule import FramePlan
 from streams.base import Frame
 
 # (image, [(result, label), ...]) → a new image with the results drawn; the input image is left as it is.
@@ -32,13 +33,15 @@ def annotate_copy(image: np.ndarray, results: Sequence[tuple[Any, Label]]) -> np
 
 class Inferred(NamedTuple):
     """A worker's answer for one frame: its results by bundle name and the stage seconds it cost each bundle
-    (its share of a batched call), or the error that ended the call. Ordered by ``order`` (take order)."""
+    (its share of a batched call), or the error that ended the call; the frame's plan when bundles may skip
+    frames. Ordered by ``order`` (take order)."""
 
     order: int
     frame: Frame
     results: dict[str, Any]
     timings: dict[str, dict[str, float]]
     error: Exception | None = None
+    plan: FramePlan | None = None
 
 
 def to_events(results: dict[str, Any], labels: dict[str, Label]) -> dict[str, Any]:
@@ -52,6 +55,8 @@ class FrameResult:
 
     ``results`` and ``labels`` (class id → name) are keyed by bundle name; ``event`` is the contract's event
     line, :attr:`event_json` the same encoded once for every sink that sends it; ``fps`` the stream's rate.
+    ``carried``: the bundles whose result was carried over from an earlier frame (their RESULT says
+    ``"inferred": false``).
     """
 
     frame: Frame
@@ -59,6 +64,7 @@ class FrameResult:
     labels: dict[str, Label]
     fps: float
     annotate: Annotate = field(default=annotate_copy, repr=False)
+    carried: frozenset[str] = frozenset()
     event: dict[str, Any] = field(init=False)
     _event_json: str | None = field(default=None, init=False, repr=False)
     _annotated: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -67,6 +73,8 @@ class FrameResult:
         frame = self.frame
         self.event = {"stream": frame.stream, "frame": frame.index, "pts": round(frame.pts, 6),
                       "results": to_events(self.results, self.labels)}
+        for name in self.carried:
+            self.event["results"][name]["inferred"] = False
 
     @property
     def event_json(self) -> str:
