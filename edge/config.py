@@ -133,6 +133,7 @@ class MqttConfig:
     host: str
     port: int = 1883
     topic: str = "edge/{device}/{stream}/events"
+    analytics_topic: str = "edge/{device}/{stream}/analytics"  # one message per zone or line event
     client_id: str = ""
     username: str | None = None
     password: str | None = None
@@ -241,7 +242,10 @@ class _Checker:
             if (name not in values and f.default is dataclasses.MISSING
                     and f.default_factory is dataclasses.MISSING):
                 raise self.error(node, f"{where}.{name}" if where else name, "required")
-        return kind(**values)
+        try:
+            return kind(**values)
+        except ValueError as e:  # the dataclass's own check of its values together (__post_init__)
+            raise self.error(node, where or "config", str(e)) from None
 
 
 def _member(kind: Any, value: Any) -> Any:
@@ -252,8 +256,9 @@ def _member(kind: Any, value: Any) -> Any:
     return value
 
 
-def load_config(path: str | Path) -> DaemonConfig:
-    """Reads and checks a config file; raises :class:`UsageError` (exit 2) naming file, line and key."""
+def load_yaml(path: str | Path, kind: type, empty: str) -> tuple[Any, yaml.Node, _Checker]:
+    """Reads a YAML file and checks it as the dataclass ``kind`` (see :func:`load_config`); ``empty`` says what an
+    empty file lacks. Returns the value, the document's node and the checker, for further checks by line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -266,9 +271,14 @@ def load_config(path: str | Path) -> DaemonConfig:
         line = f"{mark.line + 1}:" if mark else ""
         raise UsageError(f"{path}:{line} not valid YAML ({getattr(e, 'problem', e)})") from None
     if node is None:
-        raise UsageError(f"{path}: the config is empty (needs at least 'sources' and 'bundles')")
+        raise UsageError(f"{path}: the config is empty ({empty})")
     checker = _Checker(path)
-    config = checker.dataclass(node, DaemonConfig, "")
+    return checker.dataclass(node, kind, ""), node, checker
+
+
+def load_config(path: str | Path) -> DaemonConfig:
+    """Reads and checks a config file; raises :class:`UsageError` (exit 2) naming file, line and key."""
+    config, node, checker = load_yaml(path, DaemonConfig, "needs at least 'sources' and 'bundles'")
     keys = {k.value: v for k, v in node.value}
     for key in ("sources", "bundles"):
         if not getattr(config, key):

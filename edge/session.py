@@ -14,14 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.bundle import load_bundle
-from edge.config import RunConfig
+from edge.analytics import AnalyticsStage, load_analytics
+from edge.analytics.recorder import MediaSink
+from edge.bundle import Bundle, load_bundle
+from edge.config import RunConfig, flag_of
+from edge.errors import UsageError
 from edge.graph import make_workers
 from edge.paths import make_out_dir
 from edge.pipeline import Pipeline, Sink
 from edge.pipeline.sinks import EventsSink, LabelCounter, MapsSink, VideoSink
 from edge.schedule import InferenceSchedule, MotionGate
 from streams.feed import Backoff, SourceSpec
+from streams.uris import stream_name
 
 
 class RunSession:
@@ -36,15 +40,28 @@ class RunSession:
         bundles = [load_bundle(b) for b in config.bundles]
         gate = MotionGate(config.motion_area) if config.motion else None
         schedule = InferenceSchedule(bundles, config.interval, gate)
+        self.analytics = self._analytics(bundles)
         self.workers = make_workers(bundles, config.backend, config.threads, config.workers,
                                     batch=config.batch or len(self.specs), allow_build=config.engine_build)
         try:
             self.out = make_out_dir(config.out or default_out)
             self.pipeline = Pipeline(self.specs, self.workers, self._sinks(), decode=config.decode,
-                                     track=config.tracking, backoff=backoff, schedule=schedule)
+                                     track=config.tracking, backoff=backoff, schedule=schedule,
+                                     analytics=self.analytics)
         except BaseException:
             self._close_workers()
             raise
+
+    def _analytics(self, bundles: Sequence[Bundle]) -> AnalyticsStage | None:
+        """The zones and lines of ``--analytics FILE``, checked against this run's streams and bundles."""
+        where = self.config.analytics
+        if where is None:
+            return None
+        if not self.config.tracking and any(b.task == "detection" for b in bundles):
+            raise UsageError(f"{flag_of('analytics')}: zones and lines follow tracked detections; "
+                             f"drop {flag_of('tracking').replace('--', '--no-')}")
+        names = [spec.name or stream_name(spec.uri) for spec in self.specs]
+        return AnalyticsStage(load_analytics(where), names, bundles, where)
 
     def _sinks(self) -> list[Sink]:
         several = len(self.specs) > 1
@@ -54,6 +71,8 @@ class RunSession:
             sinks.append(VideoSink(self.out, several_streams=several))
         if self.config.save_masks:
             sinks.append(MapsSink(self.out, several_streams=several))
+        if self.analytics is not None and (self.analytics.settings.snapshots or self.analytics.settings.clips):
+            sinks.append(MediaSink(self.out, self.analytics.settings))
         return sinks + self.more_sinks()
 
     def events_rotation(self) -> tuple[int | None, int]:

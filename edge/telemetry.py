@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 
+from edge.analytics.metrics import metric_families
 from edge.pipeline import Pipeline
 from streams.feed import StreamState
 
@@ -57,6 +58,8 @@ class PipelineCollector:
         backend.add_metric([], {"backend": p.workers[0].backend_names, "precision": p.workers[0].precisions,
                                 "workers": str(len(p.workers)), "batch": str(p.batch)})
         yield from (frames, dropped, reconnects, fps, up, latency, sink_errors, calls, backend)
+        if p.analytics is not None:
+            yield from metric_families(p.analytics)
 
 
 def registry_for(pipeline: Pipeline) -> CollectorRegistry:
@@ -70,11 +73,13 @@ def metrics_route(registry: CollectorRegistry):
 
 
 def status(pipeline: Pipeline) -> dict[str, Any]:
-    """Live numbers per stream, for the preview page and ``/status.json``."""
-    return {"streams": {s.feed.name: {
+    """Live numbers per stream, for the preview page and ``/status.json``; with analytics, each stream's zones
+    and lines (points as fractions of the frame, counters)."""
+    streams = {"streams": {s.feed.name: {
         "state": s.feed.state.value, "frames": s.frames, "fps": round(s.fps, 2),
         "latency_ms": round(s.last_latency_s * 1e3, 1), "dropped": pipeline.queue.dropped[i],
         "reconnects": s.feed.reconnects} for i, s in enumerate(pipeline.stats.streams)}}
+    return streams if pipeline.analytics is None else {**streams, "analytics": pipeline.analytics.status()}
 
 
 def health(pipeline: Pipeline, stall_limit_s: float) -> tuple[int, dict[str, Any]]:

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from edge.analytics import AnalyticsStage
 from edge.graph import RunnerGraph
 from edge.pipeline.messages import Annotate, FrameResult, Inferred, annotate_copy
 from edge.pipeline.sinks import Sink, SinkSet
@@ -48,12 +49,13 @@ class Pipeline:
 
     ``track`` gives detections ``track_id``s (one ByteTrack per stream and bundle); the commands take it
     from :class:`edge.config.RunConfig`, where it is on by default. ``schedule`` says which bundles infer on
-    each frame (``interval``, motion gating; default: all on every frame).
+    each frame (``interval``, motion gating; default: all on every frame); ``analytics`` runs zones and
+    lines on the tracked results before the sinks.
     """
 
     def __init__(self, specs: Sequence[SourceSpec], workers: Sequence[RunnerGraph], sinks: Sequence[Sink], *,
                  decode: DecodeMode = DecodeMode.THREAD, track: bool = False, backoff: Backoff | None = None,
-                 schedule: InferenceSchedule | None = None):
+                 schedule: InferenceSchedule | None = None, analytics: AnalyticsStage | None = None):
         self.stopping = threading.Event()
         self.queue = FrameQueue([s.policy for s in specs])
         self.feeds = [SourceFeed(s, self.queue, self.stopping, decode, backoff or Backoff()) for s in specs]
@@ -66,6 +68,7 @@ class Pipeline:
         self.tracking = TrackStage(track)
         self.schedule = schedule if schedule is not None and schedule.active else None
         self._planning = threading.Lock()  # plans are made in take order: a stream's frames one after another
+        self.analytics = analytics
         self.errors: list[BaseException] = []
         self.started = time.monotonic()
         self.heartbeat = self.started
@@ -190,8 +193,9 @@ class Pipeline:
     def _deliver(self, done: Inferred) -> None:
         frame = done.frame
         carried = self.tracking.apply(frame.source, list(self.labels), done.results, done.plan)
+        analytics = self.analytics.apply(frame, done.results) if self.analytics is not None else None
         self.sinks.write(FrameResult(frame, done.results, self.labels, self.feeds[frame.source].fps, self.annotate,
-                                     carried=carried))
+                                     carried=carried, analytics=analytics))
         self.stats.record(frame, done.timings, time.monotonic(), done.plan)
 
     def close_sinks(self) -> None:
@@ -219,4 +223,5 @@ class Pipeline:
             "streams": {s.feed.name: {"frames": s.frames, "dropped": self.queue.dropped[i],
                                       "reconnects": s.feed.reconnects, "state": s.feed.state.value}
                         for i, s in enumerate(self.stats.streams)},
+            **({"analytics": self.analytics.summary()} if self.analytics is not None else {}),
         }

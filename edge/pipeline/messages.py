@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from edge.analytics.stage import FrameAnalytics
 from edge.draw import draw_results
 from edge.results import Label
 from edge.schedule import FramePlan
@@ -56,7 +57,8 @@ class FrameResult:
     ``results`` and ``labels`` (class id → name) are keyed by bundle name; ``event`` is the contract's event
     line, :attr:`event_json` the same encoded once for every sink that sends it; ``fps`` the stream's rate.
     ``carried``: the bundles whose result was carried over from an earlier frame (their RESULT says
-    ``"inferred": false``).
+    ``"inferred": false``); ``analytics``: the frame's zone and line events (:mod:`edge.analytics`), which
+    the event line holds too.
     """
 
     frame: Frame
@@ -65,6 +67,7 @@ class FrameResult:
     fps: float
     annotate: Annotate = field(default=annotate_copy, repr=False)
     carried: frozenset[str] = frozenset()
+    analytics: FrameAnalytics | None = None
     event: dict[str, Any] = field(init=False)
     _event_json: str | None = field(default=None, init=False, repr=False)
     _annotated: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -75,6 +78,8 @@ class FrameResult:
                       "results": to_events(self.results, self.labels)}
         for name in self.carried:
             self.event["results"][name]["inferred"] = False
+        if self.analytics is not None:
+            self.analytics.add_to(self.event)
 
     @property
     def event_json(self) -> str:
