@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.index_maps import count_values, look_up
 from edge.results import Detections, Panoptic, Segmentation
 
 OVERLAP_LIMIT = 0.5  # an instance more than half hidden by better ones is a duplicate
@@ -48,18 +49,25 @@ def merge(semantic: Segmentation, instances: Detections, semantic_labels: list[s
         labels.append(_name(instance_labels, int(instances.class_ids[i])))
         things.append(True)
         areas.append(visible)
-    thing_keys = {_key(label) for label in instance_labels}
-    present = np.flatnonzero(np.bincount(semantic.class_map.ravel(), minlength=semantic.num_classes))
-    for c in present.tolist():
+    _add_stuff(ids, semantic, semantic_labels, {_key(label) for label in instance_labels}, labels, things, areas)
+    return Panoptic(ids, labels, things, areas)
+
+
+def _add_stuff(ids: np.ndarray, semantic: Segmentation, semantic_labels: list[str], thing_keys: set[str],
+               labels: list[str], things: list[bool], areas: list[int]) -> None:
+    """Gives every stuff class its pixels that no instance took, in one pass over the frame: the class of
+    each free pixel (``num_classes`` where taken), its histogram, then a table from class to segment id."""
+    classes = semantic.num_classes
+    free_class = np.where(ids == 0, semantic.class_map, np.array(classes, np.min_scalar_type(classes)))
+    free_pixels = count_values(free_class, classes)
+    segment_of_class = np.zeros(classes + 1, np.uint16)
+    for c in np.flatnonzero(free_pixels >= max(1, MIN_STUFF_FRACTION * ids.size)).tolist():
         label = _name(semantic_labels, c)
         if c == semantic.background or _key(label) in thing_keys:
             continue
-        stuff = (semantic.class_map == c) & (ids == 0)
-        area = int(np.count_nonzero(stuff))
-        if area < MIN_STUFF_FRACTION * ids.size:
-            continue
-        ids[stuff] = len(labels) + 1
         labels.append(label)
         things.append(False)
-        areas.append(area)
-    return Panoptic(ids, labels, things, areas)
+        areas.append(int(free_pixels[c]))
+        segment_of_class[c] = len(labels)
+    if segment_of_class.any():
+        ids += look_up(segment_of_class, free_class)

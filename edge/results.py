@@ -8,10 +8,12 @@ writes (class ids, instance ids, panoptic ids), keyed by kind.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from edge.index_maps import count_values
 
 Label = Callable[[int], str]
 
@@ -41,18 +43,40 @@ class MaskPatches:
     patches: list[np.ndarray]  # N bool [h, w]
     frame_size: tuple[int, int]  # width, height
 
+    _window: tuple[bytes, int, int, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
+
     def areas(self) -> np.ndarray:
         return np.array([int(np.count_nonzero(p)) for p in self.patches], np.int64)
+
+    def visible_areas(self, scores: np.ndarray) -> np.ndarray:
+        """[N] pixels where instance i is the one on top (see :meth:`id_map`)."""
+        _, _, ids = self._ids_in_window(scores)
+        return count_values(ids, len(self.patches) + 1)[1:]
 
     def id_map(self, scores: np.ndarray) -> np.ndarray:
         """[H, W] uint16: 0 where no instance, i + 1 where instance i is; where instances overlap the
         higher score wins (painted last)."""
-        ids = np.zeros(self.frame_size[::-1], np.uint16)
-        for i in np.argsort(scores, kind="stable").tolist():
-            (x0, y0), patch = self.origins[i].tolist(), self.patches[i]
-            region = ids[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]]
-            region[patch] = i + 1
-        return ids
+        x0, y0, ids = self._ids_in_window(scores)
+        frame = np.zeros(self.frame_size[::-1], np.uint16)
+        frame[y0:y0 + ids.shape[0], x0:x0 + ids.shape[1]] = ids
+        return frame
+
+    def _ids_in_window(self, scores: np.ndarray) -> tuple[int, int, np.ndarray]:
+        """The id map over the rectangle the patches span only (x0, y0, ids), built once per result: the
+        event's pixel counts and the saved map both read it."""
+        key = np.ascontiguousarray(scores).tobytes()
+        if self._window is None or self._window[0] != key:
+            x0 = y0 = x1 = y1 = 0
+            if self.patches:
+                sizes = np.array([p.shape[::-1] for p in self.patches], np.int64)
+                (x0, y0), (x1, y1) = self.origins.min(0).tolist(), (self.origins + sizes).max(0).tolist()
+            ids = np.zeros((y1 - y0, x1 - x0), np.uint16)
+            for i in np.argsort(scores, kind="stable").tolist():
+                (x, y), patch = (self.origins[i] - (x0, y0)).tolist(), self.patches[i]
+                region = ids[y:y + patch.shape[0], x:x + patch.shape[1]]
+                region[patch] = i + 1
+            self._window = key, x0, y0, ids
+        return self._window[1:]
 
 
 @dataclass
@@ -96,10 +120,10 @@ class Detections(Result):
         if self.masks is not None:
             for item, area in zip(items, self.masks.areas().tolist()):
                 item["mask_area"] = area
-            ids = self.masks.id_map(self.scores)
-            pixels = np.bincount(ids.ravel(), minlength=len(self) + 1)[1:]
+            pixels = self.masks.visible_areas(self.scores)
             per_class = np.bincount(self.class_ids, weights=pixels) if len(self) else np.zeros(0)
-            event["class_fractions"] = _fractions(per_class / ids.size, label)
+            width, height = self.masks.frame_size
+            event["class_fractions"] = _fractions(per_class / (width * height), label)
         return event
 
     def maps(self) -> dict[str, np.ndarray]:
@@ -135,12 +159,23 @@ class Segmentation(Result):
     background: int | None = None  # a class that is not drawn
     panoptic: Panoptic | None = None
 
+    _counts: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    def pixel_counts(self) -> np.ndarray:
+        """[C] pixels each class covers, counted once per result (the event and the legend both need them)."""
+        if self._counts is None:
+            if self.multi_label:  # one histogram of the bit patterns, then each pattern's count to its classes
+                patterns = count_values(self.class_map, 1 << (8 * self.class_map.itemsize))
+                present = np.flatnonzero(patterns)
+                bits = (present[:, None] >> np.arange(self.num_classes)) & 1
+                self._counts = patterns[present] @ bits
+            else:
+                self._counts = count_values(self.class_map, self.num_classes)
+        return self._counts
+
     def fractions(self) -> np.ndarray:
         """[C] fraction of the frame's pixels each class covers."""
-        if not self.multi_label:
-            return np.bincount(self.class_map.ravel(), minlength=self.num_classes) / self.class_map.size
-        return np.array([np.count_nonzero(self.class_map & (1 << k)) for k in range(self.num_classes)],
-                        np.float64) / self.class_map.size
+        return self.pixel_counts() / self.class_map.size
 
     def to_event(self, label: Label) -> dict[str, Any]:
         event: dict[str, Any] = {"class_fractions": _fractions(self.fractions(), label)}

@@ -62,3 +62,33 @@ def test_unknown_or_unavailable_backend(yolox_bundle):
     if importlib.util.find_spec("tensorrt") is None:
         with pytest.raises(UsageError, match="--backend tensorrt: TensorRT is not installed"):
             open_backend(yolox_bundle, "tensorrt")
+
+
+def test_partial_batches_bind_views_made_once(tmp_path, monkeypatch):
+    """A partial batch runs on views of the slot's first items (the outputs of those items alone), and the
+    OrtValues over them are made on the first run of each size only."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0, axes=[1])], "sum",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("total", TensorProto.FLOAT, ["batch"])])
+    path = tmp_path / "sum.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), path)
+    backend = OnnxRuntimeBackend(path, batch=4)
+    slot = backend.slots[0]
+    slot.inputs["x"][:] = np.arange(12, dtype=np.float32).reshape(4, 3)
+    made, from_numpy = [], ort.OrtValue.ortvalue_from_numpy
+
+    def counted(array):
+        made.append(array.shape)
+        return from_numpy(array)
+
+    monkeypatch.setattr(ort.OrtValue, "ortvalue_from_numpy", counted)
+    for _ in range(3):
+        assert backend.run_first(slot, 2)["total"].tolist() == [3, 12]
+        assert backend.run_first(slot, 3)["total"].tolist() == [3, 12, 21]
+        assert backend.run_first(slot, 4)["total"].tolist() == [3, 12, 21, 30]
+    assert made == [(2, 3), (3, 3)]
+    backend.close()

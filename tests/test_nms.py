@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 ops = pytest.importorskip("torchvision.ops")
 
+from edge.decoders import nms as nms_module  # noqa: E402
 from edge.decoders.nms import box_iou, nms  # noqa: E402
 
 SIZES = (0, 1, 2, 40, 600, 3000)
@@ -66,3 +67,16 @@ def test_box_iou_matches_torchvision(n):
     b, _, _ = random_boxes(n + 7, seed=n + 1)
     expected = ops.box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy()
     np.testing.assert_allclose(box_iou(a, b), expected, rtol=0, atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("classes", [2, 80, 1000])
+def test_many_classes_at_once_keep_what_batched_nms_keeps(classes, monkeypatch):
+    """All classes are solved together (pairs listed per class with index arithmetic, overlaps in chunks,
+    a small chunk here so that several are needed)."""
+    monkeypatch.setattr(nms_module, "PAIRS_PER_CHUNK", 1000)
+    boxes, scores, _ = random_boxes(2000, seed=classes)
+    class_ids = np.random.default_rng(classes).integers(0, classes, len(boxes))
+    expected = ops.batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(class_ids),
+                               0.5).numpy()
+    assert nms(boxes, scores, 0.5, class_ids).tolist() == expected.tolist()
+    assert len(expected) < len(boxes)

@@ -116,3 +116,37 @@ def test_save_masks_writes_the_class_map(yolox_bundle, espnet_bundle, assets, tm
     counts = np.bincount(mask.ravel(), minlength=21) / mask.size
     assert fractions["person"] == pytest.approx(counts[PERSON], abs=1e-6)
     assert not (tmp_path / "masks/yolox_nano").exists()  # a detector has no mask
+
+
+def whole_frame_bilinear(logits: np.ndarray, decoder, transform) -> np.ndarray:
+    """The bilinear path as it was (all C planes of the frame at once): the reference for the banded one."""
+    from edge.decoders.segmentation import Window
+
+    window = Window.of(logits.shape[2:], decoder.bundle.input, transform)
+    planes = np.ascontiguousarray(logits[0][:, window.rows, window.cols].transpose(1, 2, 0))
+    frame = cv2.warpAffine(planes, window.matrix, transform.source_size,
+                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    return decoder.classify(frame.reshape(*transform.source_size[::-1], -1), axis=2)
+
+
+@pytest.mark.parametrize("name, classes", [("softmax", 21), ("sigmoid", 3), ("sigmoid", 11)])
+def test_bilinear_in_bands_gives_the_whole_frame_classes(name, classes, monkeypatch):
+    """Bands of a few rows (so that several, and a short last one, are needed) give the classes of
+    interpolating the whole frame at once, for exclusive and independent classes."""
+    from edge.decoders import segmentation
+
+    monkeypatch.setattr(segmentation, "BAND_BYTES", 50_000)
+    spec = InputSpec("x", (1, 3, 256, 320), resize="letterbox", pad_value=0.0)
+    bundle = replace(synthetic_bundle(spec, classes), decoder=name, decoder_args={"upsample": "bilinear"},
+                     thresholds=Thresholds(score=0.5))
+    logits = np.random.default_rng(classes).normal(0, 1, (1, classes, 32, 40)).astype(np.float32)
+    if name == "sigmoid":
+        logits = 1 / (1 + np.exp(-logits))
+    decoder = DECODERS[name](bundle, [TensorInfo("logits", logits.shape, np.float32)])
+    transform = Preprocessor(spec)(np.zeros((433, 771, 3), np.uint8), np.empty(spec.shape, np.float32))
+    for _ in range(2):  # the band buffer is reused on the second frame
+        banded = decoder({"logits": logits}, transform).class_map
+        reference = whole_frame_bilinear(logits, decoder, transform)
+        assert banded.shape == (433, 771) and banded.dtype == reference.dtype
+        assert (banded == reference).all()
+        assert len(np.unique(banded)) > 2

@@ -72,6 +72,7 @@ class OnnxRuntimeBackend(Backend):
         self.inputs = _tensor_infos(self.session.get_inputs())
         self.outputs = _tensor_infos(self.session.get_outputs())
         shapes = {i.name: resolve_shape(i, (input_shapes or {}).get(i.name), batch) for i in self.inputs}
+        self._input_values: dict[tuple[int, int | None], dict[str, ort.OrtValue]] = {}
         self.slots = tuple(self._make_slot(n, shapes) for n in range(slots))
 
     def add_slot(self, input_shapes: dict[str, tuple[int, ...]]) -> Slot:
@@ -84,29 +85,35 @@ class OnnxRuntimeBackend(Backend):
         """Binds views of the first ``count`` items (no copy) for this run, then the full buffers again."""
         if count == next(iter(slot.inputs.values())).shape[0]:
             return self.run(slot)
-        binding = slot.handle
-        for name, array in slot.inputs.items():
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array[:count]))
+        self._bind_inputs(slot, count)
         try:
             return self.run(slot)  # a dynamic batch gives run-time output shapes: ORT allocates them afresh
         finally:
-            for name, array in slot.inputs.items():
-                binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array))
+            self._bind_inputs(slot, None)
+
+    def _bind_inputs(self, slot: Slot, count: int | None) -> None:
+        """Binds the first ``count`` items of the slot's inputs (None: all). The OrtValues over those views
+        are made once per slot and count, not on every partial batch (a frame's crops rarely fill one)."""
+        values = self._input_values.get((slot.index, count))
+        if values is None:
+            values = {name: ort.OrtValue.ortvalue_from_numpy(array if count is None else array[:count])
+                      for name, array in slot.inputs.items()}
+            self._input_values[(slot.index, count)] = values
+        for name, value in values.items():
+            slot.handle.bind_ortvalue_input(name, value)
 
     def _make_slot(self, index: int, shapes: dict[str, tuple[int, ...]]) -> Slot:
         binding = self.session.io_binding()
-        inputs = {}
-        for info in self.inputs:
-            array = np.zeros(shapes[info.name], info.dtype)
-            binding.bind_ortvalue_input(info.name, ort.OrtValue.ortvalue_from_numpy(array))
-            inputs[info.name] = array
+        inputs = {info.name: np.zeros(shapes[info.name], info.dtype) for info in self.inputs}
         outputs = {}
         for info in self.outputs:
             if all(isinstance(d, int) for d in info.shape):
                 array = np.zeros(info.shape, info.dtype)
                 binding.bind_ortvalue_output(info.name, ort.OrtValue.ortvalue_from_numpy(array))
                 outputs[info.name] = array
-        return Slot(index, inputs, outputs, binding)
+        slot = Slot(index, inputs, outputs, binding)
+        self._bind_inputs(slot, None)
+        return slot
 
     def submit(self, slot: Slot) -> None:
         binding = slot.handle

@@ -37,6 +37,7 @@ from edge.geometry import Transform
 from edge.results import Segmentation
 
 COARSE = 2.0  # frame pixels per output pixel above which ``auto`` interpolates the scores
+BAND_BYTES = 4 << 20  # scores of this many bytes of frame rows are interpolated at a time (cache-sized)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class _ScoreMapDecoder(Decoder, task="segmentation", args=ScoreMapArgs):
             raise self.bad(f"{len(bundle.labels)} labels for an output of {self.num_classes} classes")
         self.upsample = self.args.upsample
         self.background = self.args.background_class
+        self._band = np.empty((0, 0, 0), np.float32)
         self._cached_key: tuple | None = None
         self._cached_tables: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.int32),) * 2
 
@@ -70,23 +72,41 @@ class _ScoreMapDecoder(Decoder, task="segmentation", args=ScoreMapArgs):
     def classify(self, scores: np.ndarray, axis: int) -> np.ndarray:
         """Class map from scores whose class axis is ``axis``."""
 
-    def _bilinear(self, window: Window) -> bool:
+    def _takes_bilinear(self, window: Window) -> bool:
         return self.upsample == "bilinear" or (self.upsample == "auto" and window.coarseness > COARSE)
 
     def __call__(self, outputs: Mapping[str, np.ndarray], transform: Transform) -> Segmentation:
         scores = outputs[self.output][0]
         window = Window.of(scores.shape[1:], self.bundle.input, transform)
         scores = scores[:, window.rows, window.cols]
-        if self._bilinear(window):
-            size = transform.source_size
-            planes = np.ascontiguousarray(scores.transpose(1, 2, 0))
-            frame = cv2.warpAffine(planes, window.matrix, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                   borderMode=cv2.BORDER_REPLICATE)
-            class_map = self.classify(frame.reshape(size[1], size[0], -1), axis=2)
+        if self._takes_bilinear(window):
+            class_map = self._bilinear(scores, window, transform.source_size)
         else:
             rows, cols = self._tables(window, transform)
             class_map = self.classify(scores, axis=0).take(rows, axis=0).take(cols, axis=1)
         return Segmentation(class_map, self.num_classes, self.multi_label, self.background)
+
+    def _bilinear(self, scores: np.ndarray, window: Window, size: tuple[int, int]) -> np.ndarray:
+        """The scores resized bilinearly to the frame and classified, a band of frame rows at a time into
+        one float buffer kept between frames: the whole frame's planes would be C × 8 MB at 1080p (174 MB
+        for 21 classes), allocated and written out to memory on every frame."""
+        (width, height), classes = size, scores.shape[0]
+        planes = np.ascontiguousarray(scores.transpose(1, 2, 0))
+        rows = min(height, max(1, BAND_BYTES // (width * classes * planes.itemsize)))
+        if self._band.shape != (rows, width, classes) or self._band.dtype != planes.dtype:
+            self._band = np.empty((rows, width, classes), planes.dtype)
+        class_map = None
+        matrix = window.matrix
+        for top in range(0, height, rows):
+            band = self._band[:min(rows, height - top)]
+            shifted = matrix + [[0, 0, matrix[0, 1] * top], [0, 0, matrix[1, 1] * top]]  # frame row top → 0
+            cv2.warpAffine(planes, shifted, (width, len(band)), dst=band, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE)
+            classes_of_band = self.classify(band, axis=2)
+            if class_map is None:
+                class_map = np.empty((height, width), classes_of_band.dtype)
+            class_map[top:top + len(band)] = classes_of_band
+        return class_map
 
     def _tables(self, window: Window, transform: Transform) -> tuple[np.ndarray, np.ndarray]:
         """:func:`nearest_tables` relative to the window, kept while the frame size and placement stay."""
@@ -157,9 +177,9 @@ class SoftmaxSegmentation(_ScoreMapDecoder, name="softmax", accepts=("instances"
         """The logits, where this frame takes the ``nearest`` path (an argmax and a gather, which a GPU
         backend does before the logits leave the device) and the output's size is known."""
         height, width = self.outputs[self.output].shape[2:]
-        if height is None or width is None or self._bilinear(Window.of((height, width), self.bundle.input, transform)):
+        if height is None or width is None:
             return None
-        return self.output
+        return None if self._takes_bilinear(Window.of((height, width), self.bundle.input, transform)) else self.output
 
     def from_class_map(self, class_map: np.ndarray) -> Segmentation:
         return Segmentation(class_map, self.num_classes, self.multi_label, self.background)

@@ -31,8 +31,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from edge.analytics import AnalyticsStage
+from edge.annotate import Annotator
 from edge.graph import RunnerGraph
-from edge.pipeline.messages import Annotate, FrameResult, Inferred, annotate_copy
+from edge.pipeline.messages import Annotate, FrameResult, Inferred
 from edge.pipeline.sinks import Sink, SinkSet
 from edge.pipeline.stats import PipelineStats
 from edge.pipeline.tracking import TrackStage
@@ -63,8 +64,9 @@ class Pipeline:
         self.sinks = SinkSet(sinks)
         self.labels = self.workers[0].labels
         self.stats = PipelineStats(self.feeds, list(self.labels), len(self.workers))
-        # How frames get their results drawn for the sinks that show them (on a copy, once per frame).
-        self.annotate: Annotate = annotate_copy
+        # How frames get their results drawn for the sinks that show them: on a copy, once per frame, in buffers
+        # kept from frame to frame (the dispatcher thread alone draws; a picture is valid until the next frame's).
+        self.annotate: Annotate = Annotator().draw
         self.tracking = TrackStage(track)
         self.schedule = schedule if schedule is not None and schedule.active else None
         self._planning = threading.Lock()  # plans are made in take order: a stream's frames one after another
