@@ -89,8 +89,10 @@ class FrameResult:
         return self._event_json
 
     def annotated(self) -> np.ndarray:
-        """The frame with every bundle's results drawn, on a copy made at the first ask."""
+        """The frame with every bundle's results (and the zones and lines) drawn, on a copy made at the first ask."""
         if self._annotated is None:
             pairs = [(result, self.labels[name]) for name, result in self.results.items()]
+            if self.analytics is not None and self.analytics.shapes:
+                pairs.append((self.analytics, str))
             self._annotated = self.annotate(self.frame.image, pairs)
         return self._annotated
