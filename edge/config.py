@@ -41,6 +41,7 @@ from typing import Any, Union
 
 import yaml
 
+from edge.analytics.settings import AnalyticsSettings
 from edge.backends import BACKEND_NAMES
 from edge.errors import UsageError
 from streams.base import CaptureSettings
@@ -93,8 +94,9 @@ class RunConfig:
     motion: bool = field(default=False, metadata=option("skip inference on frames in which nothing moves"))
     motion_area: float = field(default=0.002, metadata=option(
         "motion gating: the fraction of a frame that must change for it to move", metavar="F"))
-    analytics: str | None = field(default=None, metadata=option(
-        "zones, lines, their events and snapshots: a YAML file (see README, Analytics)", metavar="FILE"))
+    analytics: str | AnalyticsSettings | None = field(default=None, metadata=option(
+        "zones, lines, their events and snapshots: a YAML file (in edge run --config, also the file's keys "
+        "inline; see README, Zones, lines and their events)", metavar="FILE"))
 
     def __post_init__(self) -> None:
         self.decode = DecodeMode(self.decode)  # also when made in code with the text
@@ -158,9 +160,10 @@ _HINTS = typing.get_type_hints(RunConfig)
 
 
 def _plain_type(kind: Any) -> Any:
-    """``X | None`` → ``X``."""
+    """``X | None`` → ``X``; of ``X | Y``, ``X``, the one a flag takes (``Y`` is a dataclass YAML may give
+    instead, as a mapping)."""
     if typing.get_origin(kind) in (Union, types.UnionType):
-        (kind,) = [a for a in typing.get_args(kind) if a is not type(None)]
+        kind = [a for a in typing.get_args(kind) if a is not type(None)][0]
     return kind
 
 
@@ -195,6 +198,9 @@ class _Checker:
         if origin in (Union, types.UnionType):
             if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null" and type(None) in args:
                 return None
+            mappings = [a for a in args if dataclasses.is_dataclass(a)]
+            if isinstance(node, yaml.MappingNode) and mappings:
+                return self.dataclass(node, mappings[0], where)
             return self.convert(node, _plain_type(kind), where)
         if dataclasses.is_dataclass(kind):
             return self.dataclass(node, kind, where)

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.analytics import AnalyticsStage, load_analytics
 from edge.analytics.recorder import MediaSink
+from edge.analytics.settings import AnalyticsSettings
+from edge.analytics.stage import AnalyticsStage, load_analytics
 from edge.bundle import Bundle, load_bundle
 from edge.config import RunConfig, flag_of
 from edge.errors import UsageError
@@ -53,15 +54,18 @@ class RunSession:
             raise
 
     def _analytics(self, bundles: Sequence[Bundle]) -> AnalyticsStage | None:
-        """The zones and lines of ``--analytics FILE``, checked against this run's streams and bundles."""
-        where = self.config.analytics
-        if where is None:
+        """The zones and lines of ``--analytics FILE`` (or the config's inline ones), checked against this run's
+        streams and bundles."""
+        given = self.config.analytics
+        if given is None:
             return None
         if not self.config.tracking and any(b.task == "detection" for b in bundles):
             raise UsageError(f"{flag_of('analytics')}: zones and lines follow tracked detections; "
                              f"drop {flag_of('tracking').replace('--', '--no-')}")
         names = [spec.name or stream_name(spec.uri) for spec in self.specs]
-        return AnalyticsStage(load_analytics(where), names, bundles, where)
+        if isinstance(given, AnalyticsSettings):
+            return AnalyticsStage(given, names, bundles, "analytics")
+        return AnalyticsStage(load_analytics(given), names, bundles, given)
 
     def _sinks(self) -> list[Sink]:
         several = len(self.specs) > 1

@@ -10,13 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.analytics import AnalyticsStage, load_analytics
 from edge.analytics.coverage import ZoneCoverage
 from edge.analytics.lines import LineCounter
-from edge.analytics.settings import AnalyticsSettings, Anchor, LineSettings, ZoneSettings
+from edge.analytics.settings import AnalyticsSettings, Anchor, ClipSettings, LineSettings, ZoneSettings
 from edge.analytics.shapes import Polygon, Segment, anchor_points, to_pixels
+from edge.analytics.stage import AnalyticsStage, load_analytics
 from edge.analytics.zones import ZoneCounter
 from edge.bundle import Bundle, InputSpec, Thresholds
+from edge.config import load_config
 from edge.errors import UsageError
 from edge.results import Detections, Segmentation
 from streams.base import Frame
@@ -193,3 +194,14 @@ def test_the_stage_checks_streams_bundles_and_classes():
     found = stage.apply(Frame(image, 0, 0.0, "cam1", 0.0, 0.0), {"det": tracked(), "seg": road})
     assert found.fractions == {"seg": {"z": {"road": pytest.approx(1.0)}}}  # the zone holds only 'road' of 'seg'
     assert stage.status()["cam1"]["lines"]["l"]["points"] == [[0, 0], [1, 1]]
+
+
+def test_the_daemon_config_takes_the_analytics_inline_or_as_a_file(tmp_path):
+    head = "sources: [{url: clip.mp4}]\nbundles: [a]\n"
+    inline = load_config(write(tmp_path / "edge.yaml", head + "analytics:\n  lines:\n    - {name: l, points: "
+                                                               "[[0, 0], [1, 1]]}\n  clips: {post_s: 4}\n"))
+    assert isinstance(inline.analytics, AnalyticsSettings) and inline.analytics.lines[0].name == "l"
+    assert inline.analytics.clips == ClipSettings(pre_s=2.0, post_s=4.0)
+    assert load_config(write(tmp_path / "edge.yaml", head + "analytics: zones.yaml\n")).analytics == "zones.yaml"
+    with pytest.raises(UsageError, match=r"edge.yaml:5: analytics.lines\[0\]: points: 2 \[x, y\] points, got 1"):
+        load_config(write(tmp_path / "edge.yaml", head + "analytics:\n  lines:\n    - {name: l, points: [[0, 0]]}\n"))

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from edge.analytics import AnalyticsStage, load_analytics
 from edge.analytics.metrics import metric_families
+from edge.analytics.stage import AnalyticsStage, load_analytics
 from edge.cli import main
 from edge.pipeline.messages import FrameResult
 from edge.pipeline.sinks import MqttSink

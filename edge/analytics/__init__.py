@@ -1,8 +1,4 @@
-"""Zones, lines and their events over tracked detections and segmentation maps (``--analytics FILE``), with
-snapshots and clips of the frames where they happen. See :mod:`edge.analytics.settings` for the file and
-:mod:`edge.analytics.stage` for where it runs in the pipeline."""
-
-from edge.analytics.settings import AnalyticsSettings, load_analytics
-from edge.analytics.stage import AnalyticsStage, FrameAnalytics
-
-__all__ = ["AnalyticsSettings", "AnalyticsStage", "FrameAnalytics", "load_analytics"]
+"""Zones, lines and their events over tracked detections and segmentation maps (``--analytics``), with snapshots
+and clips of the frames where they happen. :mod:`edge.analytics.settings` is what the settings say (and all
+:mod:`edge.config` imports, so this package imports nothing itself); :mod:`edge.analytics.stage` is where they
+run in the pipeline."""

@@ -1,6 +1,7 @@
-"""What the analytics file says (``--analytics FILE``, ``analytics: FILE`` in ``edge run --config``): zones,
-lines, the events' thresholds, snapshots and clips. Read with the run configuration's checker, so a mistake is
-one line naming the file, the line and the key (``zones.yaml:7: zones[1].points: ...``).
+"""What the analytics settings say (``--analytics FILE``; in ``edge run --config``, ``analytics:`` a file or the
+same keys inline): zones, lines, the events' thresholds, snapshots and clips. Read with the run configuration's
+checker (:func:`edge.analytics.stage.load_analytics`, :func:`edge.config.load_config`), so a mistake is one
+line naming the file, the line and the key (``zones.yaml:7: zones[1].points: ...``).
 
 Example::
 
@@ -22,10 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
-
-from edge.config import load_yaml
-from edge.errors import UsageError
 
 
 class Anchor(str, Enum):
@@ -130,11 +127,3 @@ class AnalyticsSettings:
             raise ValueError(f"two zones or lines are named '{repeated[0]}'; events name them")
         if self.media_mb <= 0 or self.debounce < 1 or self.forget_s <= 0:
             raise ValueError("media_mb and forget_s must be above 0, debounce at least 1")
-
-
-def load_analytics(path: str | Path) -> AnalyticsSettings:
-    """Reads and checks an analytics file; :class:`UsageError` (exit 2) naming the file, line and key."""
-    settings, _, _ = load_yaml(path, AnalyticsSettings, "needs 'zones' or 'lines'")
-    if not settings.zones and not settings.lines:
-        raise UsageError(f"{path}: no zones and no lines")
-    return settings

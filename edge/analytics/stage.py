@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from edge.analytics.media import ClipCue, MediaPlan
 from edge.analytics.settings import AnalyticsSettings, ShapeSettings
 from edge.analytics.zones import ZoneCounter
 from edge.bundle import Bundle
+from edge.config import load_yaml
 from edge.errors import UsageError
 from edge.results import Detections, Segmentation
 from streams.base import Frame
@@ -158,6 +160,14 @@ class AnalyticsStage:
                         counts[kind][shape_name]["points"] = _fractions_of_frame(same[0], stream.size)
                 status[name] = {"frame_size": stream.size, **counts}
             return status
+
+
+def load_analytics(path: str | Path) -> AnalyticsSettings:
+    """Reads and checks an analytics file; :class:`UsageError` (exit 2) naming the file, line and key."""
+    settings, _, _ = load_yaml(path, AnalyticsSettings, "needs 'zones' or 'lines'")
+    if not settings.zones and not settings.lines:
+        raise UsageError(f"{path}: no zones and no lines")
+    return settings
 
 
 def _detections(result: Any) -> Detections:

@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from edge.analytics import AnalyticsStage
+from edge.analytics.stage import AnalyticsStage
 from edge.annotate import Annotator
 from edge.graph import RunnerGraph
 from edge.pipeline.messages import Annotate, FrameResult, Inferred
