@@ -94,6 +94,8 @@ class RunConfig:
     motion: bool = field(default=False, metadata=option("skip inference on frames in which nothing moves"))
     motion_area: float = field(default=0.002, metadata=option(
         "motion gating: the fraction of a frame that must change for it to move", metavar="F"))
+    motion_crop: bool = field(default=False, metadata=option(
+        "motion gating: detectors run on the moving part of a frame only; the tracker holds boxes elsewhere"))
     analytics: str | AnalyticsSettings | None = field(default=None, metadata=option(
         "zones, lines, their events and snapshots: a YAML file (in edge run --config, also the file's keys "
         "inline; see README, Zones, lines and their events)", metavar="FILE"))

@@ -6,7 +6,9 @@ Two reasons to skip a bundle on a frame, as DeepStream and Frigate skip them:
   ``nvinfer`` ``interval``); the tracker carries its boxes in between.
 - motion gating: with ``motion`` on, a frame in which nothing moved (:mod:`edge.motion`) runs no bundle; at
   least one frame every ``refresh_s`` of stream time still runs them all, so a change the motion detector
-  missed is found there.
+  missed is found there. With ``crop`` too, a frame whose motion covers less than ``CROP_MAX_AREA`` of it gets a
+  ``region`` (the moving pixels' box and a margin): detectors run on that part of the frame only, as Frigate
+  runs its detector on motion regions, and the tracker holds the boxes elsewhere.
 
 A bundle that works on another's result (``needs``) runs only on frames where that one runs. The plan of a
 frame depends only on the frames of its stream before it, never on timing, so a replay plans the same
@@ -25,6 +27,9 @@ from edge.errors import UsageError
 from edge.motion import MotionDetector
 from streams.base import Frame
 
+CROP_MAX_AREA = 0.5  # motion over more of the frame than this: the whole frame is inferred
+CROP_MARGIN = 0.25  # the region grows by this much of the moving box's size on every side
+
 
 class Skip(str, Enum):
     INTERVAL = "interval"
@@ -38,6 +43,7 @@ class MotionGate:
     min_area: float = 0.002  # fraction of the frame that must change
     threshold: int = 20  # grey levels a pixel must change by
     refresh_s: float = 10.0  # at most this long (stream time) without inference
+    crop: bool = False  # detectors on the moving region only
 
     def __post_init__(self) -> None:
         if not 0 < self.min_area <= 1:
@@ -47,11 +53,13 @@ class MotionGate:
 @dataclass(frozen=True)
 class FramePlan:
     """One frame's plan: the bundles that infer on it and, for the others, why not. ``still``: motion gating
-    found nothing moving, so what is carried over stays where it was."""
+    found nothing moving, so what is carried over stays where it was; ``region`` (x1, y1, x2, y2): the part of
+    the frame detectors run on, when motion cropping is on."""
 
     run: frozenset[str]
     skipped: Mapping[str, Skip] = field(default_factory=dict)
     still: bool = False
+    region: tuple[int, int, int, int] | None = None
 
 
 class _StreamState:
@@ -89,11 +97,14 @@ class InferenceSchedule:
         if state is None:
             state = self._streams[frame.source] = _StreamState(self.gate)
         count, state.frames = state.frames, state.frames + 1
+        region = None
         if state.detector is not None:
-            moving = state.detector(frame.image).moving
+            motion = state.detector(frame.image)
             due = state.last_inferred_pts is None or frame.pts - state.last_inferred_pts >= self.gate.refresh_s
-            if not moving and not due:
+            if not motion.moving and not due:
                 return FramePlan(frozenset(), dict.fromkeys(self.intervals, Skip.MOTION), still=True)
+            if self.gate.crop and motion.moving and not due:
+                region = _region(motion.box, frame.image.shape[1], frame.image.shape[0])
         skipped = {name: Skip.INTERVAL for name, every in self.intervals.items() if count % every}
         for name in self.intervals:  # a bundle whose upstream skips this frame skips it too
             upstream = self.upstream.get(name)
@@ -102,6 +113,14 @@ class InferenceSchedule:
                     skipped[name] = skipped[upstream]
                 upstream = self.upstream.get(upstream)
         run = frozenset(self.intervals).difference(skipped)
-        if run:
-            state.last_inferred_pts = frame.pts
-        return FramePlan(run, skipped)
+        if run and region is None:
+            state.last_inferred_pts = frame.pts  # a cropped frame does not refresh the whole picture
+        return FramePlan(run, skipped, region=region)
+
+
+def _region(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int] | None:
+    """The moving box with its margin, inside the frame; ``None`` when that is most of the frame."""
+    x1, y1, x2, y2 = box
+    dx, dy = (x2 - x1) * CROP_MARGIN, (y2 - y1) * CROP_MARGIN
+    x1, y1, x2, y2 = max(0, int(x1 - dx)), max(0, int(y1 - dy)), min(width, int(x2 + dx)), min(height, int(y2 + dy))
+    return None if (x2 - x1) * (y2 - y1) > CROP_MAX_AREA * width * height else (x1, y1, x2, y2)

@@ -39,7 +39,9 @@ class RunSession:
         self.config = config
         self.specs = list(specs)
         bundles = [load_bundle(b) for b in config.bundles]
-        gate = MotionGate(config.motion_area) if config.motion else None
+        if config.motion_crop and not config.motion:
+            raise UsageError(f"{flag_of('motion_crop')}: crops to what moves, so needs {flag_of('motion')}")
+        gate = MotionGate(config.motion_area, crop=config.motion_crop) if config.motion else None
         schedule = InferenceSchedule(bundles, config.interval, gate)
         self.analytics = self._analytics(bundles)
         self.workers = make_workers(bundles, config.backend, config.threads, config.workers,

@@ -40,6 +40,16 @@ def _boxes(xyah: np.ndarray) -> np.ndarray:
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1).astype(np.float32)
 
 
+def _joined(detections: Detections, held: Detections) -> Detections:
+    """Both sets of detections, in that order; held ones get landmarks of score 0 where the others have some."""
+    keypoints = detections.keypoints
+    if keypoints is not None:
+        keypoints = np.concatenate([keypoints, np.zeros((len(held), *keypoints.shape[1:]), keypoints.dtype)])
+    return Detections(np.concatenate([detections.boxes, held.boxes]), np.concatenate([detections.scores, held.scores]),
+                      np.concatenate([detections.class_ids, held.class_ids]), keypoints,
+                      np.concatenate([detections.track_ids, held.track_ids]))
+
+
 def _noise(h: np.ndarray, position: float, velocity: float | None, aspect: float) -> np.ndarray:
     """Diagonal covariances [N,d,d] scaled by box height (aspect gets a fixed small noise)."""
     stds = [position * h, position * h, np.full_like(h, aspect), position * h]
@@ -77,8 +87,10 @@ class ByteTracker:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def update(self, detections: Detections) -> Detections:
-        """Sets and returns ``detections.track_ids`` ([N] int64, -1 for an untracked detection)."""
+    def update(self, detections: Detections, region: tuple[int, int, int, int] | None = None) -> Detections:
+        """Sets ``detections.track_ids`` ([N] int64, -1 for an untracked detection) and returns them. ``region``:
+        the detector saw only that part of the frame (motion cropping); tracks predicted outside it are held,
+        not lost, and returned too, after the detections (a new object then)."""
         s = self.settings
         self.frame += 1
         self._predict()
@@ -100,6 +112,7 @@ class ByteTracker:
         self._next_id += len(new_t)
         self._apply(new_t, new_d, boxes, scores, track_ids)
         free_dets = np.setdiff1d(free_dets, new_d)
+        held = self._hold_outside(region) if region is not None else None
         keep = (self.ids > 0) & (self.frame - self.last_seen <= s.buffer)  # unconfirmed: one chance only
         self._select(keep)
         starters = free_dets[scores[free_dets] >= s.new_track_score]
@@ -108,7 +121,18 @@ class ByteTracker:
         if first_frame:
             track_ids[starters] = self.ids[len(self.ids) - len(starters):]
         detections.track_ids = track_ids
-        return detections
+        return detections if held is None or not len(held) else _joined(detections, held)
+
+    def _hold_outside(self, region: tuple[int, int, int, int]) -> Detections:
+        """The tracks seen on the last frame, unmatched on this one, whose predicted centres lie outside
+        ``region``: marked seen, as detections."""
+        x1, y1, x2, y2 = region
+        cx, cy = self.mean[:, 0], self.mean[:, 1]
+        outside = (cx < x1) | (cx > x2) | (cy < y1) | (cy > y2)
+        held = np.flatnonzero((self.ids > 0) & (self.last_seen == self.frame - 1) & outside)
+        self.last_seen[held] = self.frame
+        return Detections(_boxes(self.mean[held, :4]), self.scores[held].copy(), self.class_ids[held].copy(),
+                          track_ids=self.ids[held].copy())
 
     def coast(self, still: bool = False) -> Detections:
         """A frame without detections because the detector did not run on it: the tracks seen on the last

@@ -1,15 +1,19 @@
 """Inference only when needed: the motion detector on synthetic scenes, each frame's plan (interval, motion
-gating, a bundle that needs another), the graph running a bundle on its planned frames only, and the tracker
-carrying boxes over the frames a detector skipped."""
+gating and cropping, a bundle that needs another), the graph running a bundle on its planned frames (or a
+frame's moving region) only, and the tracker carrying boxes over the frames (or the parts of one) a detector
+skipped."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from edge.bundle import Bundle, InputSpec, Needs, Thresholds
+from edge.crops import region_box
+from edge.decoders.nms import box_iou
 from edge.errors import UsageError
 from edge.motion import MotionDetector
 from edge.results import Detections
@@ -117,3 +121,47 @@ def test_the_tracker_carries_boxes_over_skipped_frames():
     kept = tracker.coast(still=True)
     assert kept.boxes.tolist() == moved.boxes.tolist()
     assert tracker.update(boxes_at(30)).track_ids.tolist() == [track_id]  # found again after the skipped frames
+
+
+def test_motion_cropping_plans_the_moving_region_unless_most_of_the_frame_moves():
+    schedule = InferenceSchedule([bundle("det")], gate=MotionGate(crop=True))
+    schedule.plan(frame(0))
+    x1, y1, x2, y2 = schedule.plan(frame(1, scene((100, 60)))).region
+    assert x1 <= 100 and y1 <= 60 and x2 >= 130 and y2 >= 90 and (x2 - x1) * (y2 - y1) < 0.1 * 320 * 240
+    assert schedule.plan(frame(2, scene(brightness=160))).region is None  # the whole picture changed
+
+
+def test_a_region_becomes_a_box_of_the_models_aspect_at_least_its_size_inside_the_frame():
+    assert region_box((100, 100, 150, 140), (416, 416), (768, 432)).tolist() == [0, 0, 416, 416]
+    assert region_box((600, 300, 760, 430), (416, 416), (768, 432)).tolist() == [352, 16, 768, 432]
+    assert region_box((100, 50, 700, 350), (320, 160), (768, 432)).tolist() == [100, 50, 700, 350]
+
+
+def test_the_tracker_holds_the_tracks_outside_a_cropped_region():
+    tracker = ByteTracker()
+    two = Detections(np.array([[0, 10, 20, 50], [200, 10, 220, 50]], np.float32), np.array([0.9, 0.9], np.float32),
+                     np.zeros(2, np.int64))
+    for _ in range(3):
+        ids = tracker.update(two).track_ids.tolist()
+    seen = tracker.update(boxes_at(2), region=(0, 0, 100, 100))  # the detector saw the left part only
+    assert seen.track_ids.tolist() == ids and seen.boxes[1].tolist() == pytest.approx([200, 10, 220, 50], abs=1)
+    assert tracker.update(boxes_at(4)).track_ids.tolist() == ids[:1]  # without a region, the other is missed
+
+
+def test_the_graph_runs_a_detector_on_the_region_and_gives_frame_pixels(yolox_bundle, espnet_bundle, assets):
+    from edge.graph import RunnerGraph
+
+    capture = cv2.VideoCapture(str(assets / "videos/one-by-one-person-detection.mp4"))
+    for _ in range(71):
+        ok, image = capture.read()
+    graph = RunnerGraph([yolox_bundle, espnet_bundle], "onnxruntime", 1)
+    try:
+        assert graph.croppable == {"yolox_nano"}  # a segmentation map must cover the whole frame
+        whole, = graph.run([image])
+        cropped, = graph.run([image], regions=[(200, 0, 768, 432)])
+        person = whole["yolox_nano"].boxes[whole["yolox_nano"].class_ids == 0]
+        found = cropped["yolox_nano"].boxes[cropped["yolox_nano"].class_ids == 0]
+        assert len(person) == len(found) == 1 and box_iou(person, found)[0, 0] > 0.8
+        assert cropped["espnetv2_voc"].class_map.shape == image.shape[:2]
+    finally:
+        graph.close()

@@ -67,7 +67,7 @@ class Pipeline:
         # How frames get their results drawn for the sinks that show them: on a copy, once per frame, in buffers
         # kept from frame to frame (the dispatcher thread alone draws; a picture is valid until the next frame's).
         self.annotate: Annotate = Annotator().draw
-        self.tracking = TrackStage(track)
+        self.tracking = TrackStage(track, self.workers[0].croppable)
         self.schedule = schedule if schedule is not None and schedule.active else None
         self._planning = threading.Lock()  # plans are made in take order: a stream's frames one after another
         self.analytics = analytics
@@ -135,7 +135,8 @@ class Pipeline:
             try:
                 plans = [plan for _, plan in taken]
                 results = graph.run([t.frame.image for t, _ in taken],
-                                    None if self.schedule is None else [plan.run for plan in plans])
+                                    None if self.schedule is None else [plan.run for plan in plans],
+                                    None if self.schedule is None else [plan.region for plan in plans])
                 # Each frame a bundle ran on is charged its share of the call: stage sums stay the time spent.
                 share = {name: {stage: seconds / max(graph.ran[name], 1) for stage, seconds in stages.items()}
                          for name, stages in graph.timings_by_model.items()}

@@ -5,7 +5,8 @@ one :class:`~edge.tracker.ByteTracker` per stream and bundle. A bundle that did 
 (:mod:`edge.schedule`: ``interval``, motion gating) still has a result there, *carried*: a detector's
 tracked boxes where the tracker predicts them (left in place on a frame where nothing moved), anything else
 (or detections without tracking) the bundle's last result on that stream. Events mark carried results
-(``"inferred": false``).
+(``"inferred": false``). A detector that ran on a moving region only (motion cropping) keeps, besides what it
+found there, the tracked boxes outside it.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from edge.tracker import ByteTracker
 
 
 class TrackStage:
-    """Per stream and bundle: a tracker (when ``track``) and the last result."""
+    """Per stream and bundle: a tracker (when ``track``) and the last result. ``croppable``: the bundles that run
+    on a frame's motion region when its plan has one."""
 
-    def __init__(self, track: bool):
-        self.track = track
+    def __init__(self, track: bool, croppable: frozenset[str] = frozenset()):
+        self.track, self.croppable = track, croppable
         self.trackers: dict[tuple[int, str], ByteTracker] = {}
         self._last: dict[tuple[int, str], Any] = {}
 
@@ -37,7 +39,8 @@ class TrackStage:
                 results[name] = result = self._carry(key, plan is not None and plan.still)
                 carried.append(name)
             elif self.track and isinstance(result, Detections):
-                self._tracker(key).update(result)
+                region = plan.region if plan is not None and name in self.croppable else None
+                results[name] = result = self._tracker(key).update(result, region)
             self._last[key] = result
         if carried:  # back in the bundles' order
             ordered = {name: results[name] for name in bundles}
