@@ -15,7 +15,7 @@ import numpy as np
 
 from edge.analytics.settings import LineSettings
 from edge.analytics.shapes import Segment, anchor_points, to_pixels
-from edge.analytics.table import TrackTable
+from edge.analytics.table import TrackTable, tracked
 from edge.results import Detections, Label
 
 MARGIN = 2.0  # pixels from the line within which a side is not trusted
@@ -44,11 +44,7 @@ class LineCounter:
 
     def update(self, detections: Detections, pts: float, size: tuple[int, int]) -> list[dict[str, Any]]:
         """This frame's crossings of the line."""
-        ids = detections.track_ids if detections.track_ids is not None else np.zeros(len(detections), np.int64)
-        chosen = ids > 0
-        if self.wanted is not None:
-            chosen &= np.isin(detections.class_ids, self.wanted)
-        boxes, ids, class_ids = detections.boxes[chosen], ids[chosen], detections.class_ids[chosen]
+        boxes, ids, class_ids = tracked(detections, self.wanted)
         points = anchor_points(boxes, self.line.anchor)
         segment = self.shape(size)
         distance = segment.side(points)

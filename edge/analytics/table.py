@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.results import Detections
+
+
+def tracked(detections: Detections, wanted: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The boxes, track ids and class ids of the tracked detections (id > 0) of the ``wanted`` classes (None:
+    every class)."""
+    ids = detections.track_ids if detections.track_ids is not None else np.zeros(len(detections), np.int64)
+    chosen = ids > 0
+    if wanted is not None:
+        chosen &= np.isin(detections.class_ids, wanted)
+    return detections.boxes[chosen], ids[chosen], detections.class_ids[chosen]
+
 
 class TrackTable:
     """Rows of per-track values, one per track id, sorted by id. ``columns`` names each column's dtype and the

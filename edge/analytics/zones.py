@@ -17,7 +17,7 @@ import numpy as np
 
 from edge.analytics.settings import ZoneSettings
 from edge.analytics.shapes import Polygon, anchor_points, to_pixels
-from edge.analytics.table import TrackTable
+from edge.analytics.table import TrackTable, tracked
 from edge.results import Detections, Label
 
 
@@ -57,11 +57,7 @@ class ZoneCounter:
 
     def update(self, detections: Detections, pts: float, size: tuple[int, int]) -> list[dict[str, Any]]:
         """This frame's events for the zone."""
-        ids = detections.track_ids if detections.track_ids is not None else np.zeros(len(detections), np.int64)
-        chosen = ids > 0
-        if self.wanted is not None:
-            chosen &= np.isin(detections.class_ids, self.wanted)
-        boxes, ids, class_ids = detections.boxes[chosen], ids[chosen], detections.class_ids[chosen]
+        boxes, ids, class_ids = tracked(detections, self.wanted)
         inside_now = self.shape(size).contains(anchor_points(boxes, self.zone.anchor))
         t = self.tracks
         rows = t.rows(ids, pts)
