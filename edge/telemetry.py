@@ -54,10 +54,15 @@ class PipelineCollector:
                                     labels=["batch"])
         for size, count in sorted(p.batches.items()):
             calls.add_metric([str(size)], count)
+        skipped = CounterMetricFamily("edge_inference_skipped", "Frames a bundle did not infer (interval, motion "
+                                      "gating)", labels=["bundle", "reason"])
+        for bundle, reasons in p.stats.skipped.items():
+            for reason, count in list(reasons.items()):  # a copy: the dispatcher may add a reason meanwhile
+                skipped.add_metric([bundle, reason], count)
         backend = InfoMetricFamily("edge_backend", "Inference backend and precision")
         backend.add_metric([], {"backend": p.workers[0].backend_names, "precision": p.workers[0].precisions,
                                 "workers": str(len(p.workers)), "batch": str(p.batch)})
-        yield from (frames, dropped, reconnects, fps, up, latency, sink_errors, calls, backend)
+        yield from (frames, dropped, reconnects, fps, up, latency, sink_errors, calls, skipped, backend)
         if p.analytics is not None:
             yield from metric_families(p.analytics)
 

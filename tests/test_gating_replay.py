@@ -108,3 +108,36 @@ def test_motion_gating_skips_the_still_stretch_and_infers_every_frame_with_peopl
     assert recall >= 0.98
     summary = json.loads((tmp_path / "gated" / "summary.json").read_text())
     assert summary["per_bundle"]["yolox_nano"]["skipped_frames"] == {"motion": inferred.count(False)}
+
+
+def test_the_daemon_reports_skipped_frames_and_zone_counters(yolox_bundle, walk_in, tmp_path):
+    """``edge run`` with an interval and analytics inline in its config: Prometheus counts the skipped frames,
+    /status.json gives the zone with its points and counters, the summary its totals."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from edge.config import load_config
+    from edge.daemon import Daemon
+    from edge.telemetry import registry_for, status
+
+    config = tmp_path / "edge.yaml"
+    config.write_text(f"""\
+sources: [{{url: {walk_in}, realtime: false, name: hall}}]
+bundles: [{yolox_bundle.root}]
+out: {tmp_path / 'out'}
+video: false
+interval: {{yolox_nano: 2}}
+analytics:
+  zones:
+    - {{name: floor, points: [[0, 0.5], [1, 0.5], [1, 1], [0, 1]], classes: [person]}}
+""")
+    daemon = Daemon(load_config(config))
+    assert daemon.run() == 0
+    metrics = generate_latest(registry_for(daemon.pipeline)).decode()
+    skipped = {(s.labels["bundle"], s.labels["reason"]): s.value for family in text_string_to_metric_families(metrics)
+               for s in family.samples if s.name == "edge_inference_skipped_total"}
+    assert skipped == {("yolox_nano", "interval"): 7.0}  # frames 1, 3, … 13 of 15
+    zone = status(daemon.pipeline)["analytics"]["hall"]["zones"]["floor"]
+    assert zone["points"] == [[0, 0.5], [1, 0.5], [1, 1], [0, 1]] and zone["enter"] == {"person": 1}
+    summary = json.loads((tmp_path / "out/summary.json").read_text())
+    assert summary["analytics"]["hall"]["zones"]["floor"]["enter"] == {"person": 1}
