@@ -1,6 +1,6 @@
 """Motion gating: the inference it saves on a still stretch and on the person video, and the person frames it keeps.
 
-    python -m benchmarks.motion_gating [--still 300] [--frames 1394] [--rounds 1]
+    python -m benchmarks.motion_gating [--still 300] [--frames 1394] [--rounds 1] [--crop]
 
 The footage is an image folder: ``--still`` copies of one empty frame of ``one-by-one-person-detection.mp4`` (a
 camera looking at a room where nothing happens), then the video's first ``--frames`` frames. It is replayed
@@ -47,9 +47,12 @@ def footage(folder: Path, still: int, frames: int) -> int:
     return written
 
 
-def run(source: Path, out: Path, motion: bool) -> dict:
+MODES = {"ungated": {}, "gated": {"motion": True}, "gated+crop": {"motion": True, "motion_crop": True}}
+
+
+def run(source: Path, out: Path, mode: str) -> dict:
     started = time.perf_counter()
-    summary = replay(str(source), RunConfig(bundles=[str(BUNDLE.root)], out=str(out), video=False, motion=motion))
+    summary = replay(str(source), RunConfig(bundles=[str(BUNDLE.root)], out=str(out), video=False, **MODES[mode]))
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     stats = summary["per_bundle"][BUNDLE.name]
     ran = [("inferred" not in e["results"][BUNDLE.name]) for e in events]
@@ -64,29 +67,33 @@ def main() -> None:
     parser.add_argument("--still", type=int, default=300)
     parser.add_argument("--frames", type=int, default=1394)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--crop", action="store_true", help="also gated with --motion-crop")
     args = parser.parse_args()
+    modes = [m for m in MODES if args.crop or m != "gated+crop"]
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "footage"
         source.mkdir()
         video = footage(source, args.still, args.frames)
-        rounds = []
-        for n in range(args.rounds):
-            rounds.append({motion: run(source, Path(tmp) / f"out-{n}-{motion}", motion) for motion in (False, True)})
+        rounds = [{mode: run(source, Path(tmp) / f"out-{n}-{mode}", mode) for mode in modes}
+                  for n in range(args.rounds)]
     still = slice(0, args.still)
     for n, results in enumerate(rounds):
-        every, gated = results[False], results[True]
+        every = results["ungated"]
         with_people = [i for i, p in enumerate(every["persons"]) if p]
-        recall = sum(gated["persons"][i] for i in with_people) / max(len(with_people), 1)
-        missed_runs = sum(not gated["ran"][i] for i in with_people)
-        print(f"round {n}: ungated {every['infer_s']:.1f} s inference, {every['wall_s']:.1f} s wall; gated "
-              f"{gated['infer_s']:.1f} s inference, {gated['wall_s']:.1f} s wall")
-        print(f"  detector ran on {sum(gated['ran'][still])}/{args.still} still frames, "
-              f"{sum(gated['ran'][args.still:])}/{video} video frames; frames with people (ungated): "
-              f"{len(with_people)}, not inferred when gated: {missed_runs}, recall {recall:.4f}")
-    infer = statistics.median(r[True]["infer_s"] / r[False]["infer_s"] for r in rounds)
-    wall = statistics.median(r[True]["wall_s"] / r[False]["wall_s"] for r in rounds)
-    print(f"gated / ungated (median of {len(rounds)}): inference time {infer:.3f} (saved {1 - infer:.1%}), "
-          f"wall time {wall:.3f}")
+        print(f"round {n}: ungated {every['infer_s']:.1f} s inference, {every['wall_s']:.1f} s wall; "
+              f"frames with people: {len(with_people)}")
+        for mode in modes[1:]:
+            gated = results[mode]
+            recall = sum(gated["persons"][i] for i in with_people) / max(len(with_people), 1)
+            print(f"  {mode}: {gated['infer_s']:.1f} s inference, {gated['wall_s']:.1f} s wall; detector ran on "
+                  f"{sum(gated['ran'][still])}/{args.still} still frames, {sum(gated['ran'][args.still:])}/{video} "
+                  f"video frames, not on {sum(not gated['ran'][i] for i in with_people)} frames with people; "
+                  f"recall {recall:.4f}")
+    for mode in modes[1:]:
+        infer = statistics.median(r[mode]["infer_s"] / r["ungated"]["infer_s"] for r in rounds)
+        wall = statistics.median(r[mode]["wall_s"] / r["ungated"]["wall_s"] for r in rounds)
+        print(f"{mode} / ungated (median of {len(rounds)}): inference time {infer:.3f} (saved {1 - infer:.1%}), "
+              f"wall time {wall:.3f}")
 
 
 if __name__ == "__main__":
