@@ -133,14 +133,17 @@ class Pipeline:
                 continue
             self._busy_since[worker] = time.monotonic()
             try:
-                plans = [plan for _, plan in taken]
-                results = graph.run([t.frame.image for t, _ in taken],
-                                    None if self.schedule is None else [plan.run for plan in plans],
-                                    None if self.schedule is None else [plan.region for plan in plans])
+                images = [t.frame.image for t, _ in taken]
+                if self.schedule is None:
+                    results = graph.run(images)
+                else:
+                    results = graph.run(images, [p.run for _, p in taken], [p.region for _, p in taken])
                 # Each frame a bundle ran on is charged its share of the call: stage sums stay the time spent.
                 share = {name: {stage: seconds / max(graph.ran[name], 1) for stage, seconds in stages.items()}
                          for name, stages in graph.timings_by_model.items()}
-                self.stats.count_call(worker, len(taken))
+                inferred = sum(1 for result in results if result)  # a frame no bundle ran on made no call
+                if inferred:
+                    self.stats.count_call(worker, inferred)
                 for (t, plan), result in zip(taken, results):
                     self._done.put(Inferred(t.order, t.frame, result, {k: share[k] for k in result}, plan=plan))
             except Exception as e:  # handed to the dispatcher, which fails the run in frame order
