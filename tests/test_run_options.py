@@ -50,7 +50,8 @@ def parse(command: str, *argv: str) -> argparse.Namespace:
 
 FLAGS = ["--bundle", "a", "--bundle", "b", "--out", "o", "--backend", "onnxruntime", "--no-engine-build",
          "--workers", "3", "--threads", "2", "--batch", "4", "--decode", "process", "--no-tracking", "--no-video",
-         "--save-masks"]
+         "--save-masks", "--interval", "a=3", "--interval", "b=2", "--motion", "--motion-area", "0.01", "--motion-crop",
+         "--analytics", "zones.yaml"]
 YAML = """\
 sources: [{url: clip.mp4}]
 bundles: [a, b]
@@ -64,6 +65,11 @@ decode: process
 tracking: false
 video: false
 save_masks: true
+interval: {a: 3, b: 2}
+motion: true
+motion_area: 0.01
+motion_crop: true
+analytics: zones.yaml
 """
 
 
