@@ -193,7 +193,9 @@ def test_the_stage_checks_streams_bundles_and_classes():
     road = Segmentation(np.ones((100, 200), np.uint8), 2)
     found = stage.apply(Frame(image, 0, 0.0, "cam1", 0.0, 0.0), {"det": tracked(), "seg": road})
     assert found.fractions == {"seg": {"z": {"road": pytest.approx(1.0)}}}  # the zone holds only 'road' of 'seg'
-    assert stage.status()["cam1"]["lines"]["l"]["points"] == [[0, 0], [1, 1]]
+    assert [(v.name, v.closed) for v in found.shapes] == [("z", True), ("l", False)]  # drawn, both
+    status = stage.status()["cam1"]
+    assert status["lines"]["l"]["points"] == [[0, 0], [1, 1]] and status["zones"]["z"]["points"][1] == [1, 0]
 
 
 def test_the_daemon_config_takes_the_analytics_inline_or_as_a_file(tmp_path):

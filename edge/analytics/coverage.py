@@ -24,6 +24,7 @@ class ZoneCoverage:
 
     def __init__(self, zone: ZoneSettings, bundle: str, label: Label, wanted: np.ndarray | None):
         self.zone, self.bundle, self.label, self.wanted = zone, bundle, label, wanted
+        self.name = zone.name
         self._polygon: Polygon | None = None
         self._size: tuple[int, int] | None = None
         self._pixels = np.zeros(0, np.int64)  # flat indices of the zone's pixels
@@ -31,17 +32,27 @@ class ZoneCoverage:
         self._covered = np.zeros(0, bool)  # per class: at or above max_fraction on the last frame
         self.totals: Counter[str] = Counter()  # coverage events by label
 
-    def _mask(self, size: tuple[int, int]) -> np.ndarray:
+    def shape(self, size: tuple[int, int]) -> Polygon:
+        """The zone in pixels of frames of ``size`` (width, height)."""
         if self._polygon is None or self._size != size:
             self._polygon, self._size = Polygon(to_pixels(self.zone, size)), size
             self._pixels = np.flatnonzero(self._polygon.mask(size))
             self._area = max(len(self._pixels), 1)
-        return self._polygon.mask(size)
+        return self._polygon
+
+    def points(self, size: tuple[int, int]) -> np.ndarray:
+        return self.shape(size).points
+
+    @property
+    def covered(self) -> bool:
+        """Whether a class covered ``max_fraction`` of the zone on the last frame."""
+        return bool(self._covered.any())
 
     def fractions(self, segmentation: Segmentation) -> np.ndarray:
         """``[C]`` fraction of the zone's pixels each class covers."""
         class_map = segmentation.class_map
-        mask = self._mask((class_map.shape[1], class_map.shape[0]))
+        size = (class_map.shape[1], class_map.shape[0])
+        mask = self.shape(size).mask(size)
         classes = segmentation.num_classes
         if segmentation.multi_label:
             inside = class_map.ravel()[self._pixels]

@@ -137,6 +137,10 @@ class AnalyticsStage:
         for name, zones in _by_name(stream.zones).items():
             inside = sum(sum(z.occupancy().values()) for z in zones)
             views.append(ShapeView(name, _pixels(zones[0], stream.size), True, f"{name} {inside}", inside > 0))
+        counted = {view.name for view in views}
+        for name, zones in _by_name(stream.coverage).items():  # zones on segmentation maps only
+            if name not in counted:
+                views.append(ShapeView(name, _pixels(zones[0], stream.size), True, name, any(z.covered for z in zones)))
         for name, lines in _by_name(stream.lines).items():
             counts = " ".join(f"{d} {sum(sum(x.totals[d].values()) for x in lines)}" for d in lines[0].line.directions)
             views.append(ShapeView(name, _pixels(lines[0], stream.size), False, f"{name}: {counts}", name in crossed))
@@ -155,7 +159,7 @@ class AnalyticsStage:
             status = {}
             for name, stream in zip(self.streams, self._per_stream):
                 counts = _stream_counts(stream)
-                for kind, shapes in (("zones", stream.zones), ("lines", stream.lines)):
+                for kind, shapes in (("zones", [*stream.zones, *stream.coverage]), ("lines", stream.lines)):
                     for shape_name, same in _by_name(shapes).items():
                         counts[kind][shape_name]["points"] = _fractions_of_frame(same[0], stream.size)
                 status[name] = {"frame_size": stream.size, **counts}
@@ -174,7 +178,7 @@ def _detections(result: Any) -> Detections:
     return result if isinstance(result, Detections) else Detections.empty()
 
 
-ShapeCounter = ZoneCounter | LineCounter
+ShapeCounter = ZoneCounter | LineCounter | ZoneCoverage
 
 
 def _by_name(counters: Sequence[ShapeCounter]) -> dict[str, list[Any]]:
