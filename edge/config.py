@@ -46,6 +46,7 @@ from typing import Any, Union
 
 import yaml
 
+from edge.analytics.settings import AnalyticsSettings
 from edge.backends import BACKEND_NAMES
 from edge.errors import UsageError
 from streams.base import CaptureSettings
@@ -117,6 +118,17 @@ class RunConfig(Filters):
         "one bundle's thresholds and filters over the run's, e.g. yolox_nano:score=0.5 or "
         "yolox_nano:classes=person,car (keys: score, iou, classes, max_det); repeatable",
         metavar="BUNDLE:KEY=VALUE"))
+    interval: dict[str, int] = field(default_factory=dict, metadata=option(
+        "run bundle NAME on every N-th frame of each stream only; the tracker carries its boxes in between "
+        "(repeatable; YAML: a mapping)", metavar="NAME=N", minimum=1))
+    motion: bool = field(default=False, metadata=option("skip inference on frames in which nothing moves"))
+    motion_area: float = field(default=0.002, metadata=option(
+        "motion gating: the fraction of a frame that must change for it to move", metavar="F"))
+    motion_crop: bool = field(default=False, metadata=option(
+        "motion gating: detectors run on the moving part of a frame only; the tracker holds boxes elsewhere"))
+    analytics: str | AnalyticsSettings | None = field(default=None, metadata=option(
+        "zones, lines, their events and snapshots: a YAML file (in edge run --config, also the file's keys "
+        "inline; see README, Zones, lines and their events)", metavar="FILE"))
 
     def __post_init__(self) -> None:
         self.decode = DecodeMode(self.decode)  # also when made in code with the text
@@ -160,6 +172,7 @@ class MqttConfig:
     host: str
     port: int = field(default=1883, metadata={"minimum": 1, "maximum": 65535})
     topic: str = "edge/{device}/{stream}/events"  # {device} and {stream} are filled in
+    analytics_topic: str = "edge/{device}/{stream}/analytics"  # one message per zone or line event
     client_id: str = ""
     username: str | None = None
     password: str | None = None
@@ -187,9 +200,10 @@ _HINTS = typing.get_type_hints(RunConfig)
 
 
 def _plain_type(kind: Any) -> Any:
-    """``X | None`` → ``X``."""
+    """``X | None`` → ``X``; of ``X | Y``, ``X``, the one a flag takes (``Y`` is a dataclass YAML may give
+    instead, as a mapping)."""
     if typing.get_origin(kind) in (Union, types.UnionType):
-        (kind,) = [a for a in typing.get_args(kind) if a is not type(None)]
+        kind = [a for a in typing.get_args(kind) if a is not type(None)][0]
     return kind
 
 
@@ -225,7 +239,10 @@ def problem(metadata: Mapping[str, Any], kind: Any, value: Any) -> str | None:
     declared: Option | None = metadata.get("option")
     if declared is not None and declared.separator is not None and not value:
         return "give at least one"
-    if value is None or isinstance(value, (str, bool, list)):
+    if isinstance(value, dict):  # a mapping's values (interval: {NAME: N}) are checked one by one
+        return next((f"{key}: {wrong}" for key, number in value.items()
+                     if (wrong := problem(metadata, type(number), number))), None)
+    if value is None or isinstance(value, (str, bool, list)) or dataclasses.is_dataclass(value):
         return None
     minimum, above, maximum = _bounds(metadata)
     if minimum is not None and value < minimum:
@@ -250,6 +267,9 @@ class _Checker:
         if origin in (Union, types.UnionType):
             if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null" and type(None) in args:
                 return None
+            mappings = [a for a in args if dataclasses.is_dataclass(a)]
+            if isinstance(node, yaml.MappingNode) and mappings:
+                return self.dataclass(node, mappings[0], where)
             return self.convert(node, _plain_type(kind), where)
         if dataclasses.is_dataclass(kind):
             return self.dataclass(node, kind, where)
@@ -260,7 +280,8 @@ class _Checker:
         if origin is dict:
             if not isinstance(node, yaml.MappingNode):
                 raise self.error(node, where, "expected a mapping")
-            return {str(key.value): self.convert(value, args[1], f"{where}.{key.value}") for key, value in node.value}
+            return {self.convert(k, args[0], where): self.convert(v, args[1], f"{where}.{k.value}")
+                    for k, v in node.value}
         if isinstance(kind, type) and issubclass(kind, enum.Enum):
             return self.convert(node, str, where)  # checked against its values, then made a member
         if not isinstance(node, yaml.ScalarNode):
@@ -296,7 +317,10 @@ class _Checker:
             if (name not in values and f.default is dataclasses.MISSING
                     and f.default_factory is dataclasses.MISSING):
                 raise self.error(node, f"{where}.{name}" if where else name, "required")
-        return kind(**values)
+        try:
+            return kind(**values)
+        except ValueError as e:  # the dataclass's own check of its values together (__post_init__)
+            raise self.error(node, where or "config", str(e)) from None
 
 
 def _member(kind: Any, value: Any) -> Any:
@@ -307,8 +331,9 @@ def _member(kind: Any, value: Any) -> Any:
     return value
 
 
-def load_config(path: str | Path) -> DaemonConfig:
-    """Reads and checks a config file; raises :class:`UsageError` (exit 2) naming file, line and key."""
+def load_yaml(path: str | Path, kind: type, empty: str) -> tuple[Any, yaml.Node, _Checker]:
+    """Reads a YAML file and checks it as the dataclass ``kind`` (see :func:`load_config`); ``empty`` says what an
+    empty file lacks. Returns the value, the document's node and the checker, for further checks by line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -321,9 +346,14 @@ def load_config(path: str | Path) -> DaemonConfig:
         line = f"{mark.line + 1}:" if mark else ""
         raise UsageError(f"{path}:{line} not valid YAML ({getattr(e, 'problem', None) or e})") from None
     if node is None:
-        raise UsageError(f"{path}: the config is empty (needs at least 'sources' and 'bundles')")
+        raise UsageError(f"{path}: the config is empty ({empty})")
     checker = _Checker(path)
-    config = checker.dataclass(node, DaemonConfig, "")
+    return checker.dataclass(node, kind, ""), node, checker
+
+
+def load_config(path: str | Path) -> DaemonConfig:
+    """Reads and checks a config file; raises :class:`UsageError` (exit 2) naming file, line and key."""
+    config, node, checker = load_yaml(path, DaemonConfig, "needs at least 'sources' and 'bundles'")
     keys = {k.value: v for k, v in node.value}
     for key in ("sources", "bundles"):
         if not getattr(config, key):
@@ -363,10 +393,13 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         common = {"dest": name, "default": argparse.SUPPRESS, "help": text}
         if kind is bool:
             group.add_argument(flag_of(name), action=argparse.BooleanOptionalAction, **common)
-        elif typing.get_origin(kind) is dict:
+        elif typing.get_origin(kind) is dict and typing.get_args(kind)[1] is Filters:
             group.add_argument(flag_of(name), action=_PerBundle, metavar=declared.metavar, **common)
         elif typing.get_origin(kind) is list and declared.separator is None:
             group.add_argument(flag_of(name), action="append", metavar=declared.metavar, **common)
+        elif typing.get_origin(kind) is dict:  # KEY=VALUE, repeatable; run_options makes the mapping
+            group.add_argument(flag_of(name), action="append", type=_pair_type(name, kind), metavar=declared.metavar,
+                               **common)
         else:
             choices = _choices(kind, declared)
             metavar = "{" + ",".join(choices) + "}" if choices else declared.metavar
@@ -415,9 +448,26 @@ class _PerBundle(argparse.Action):
         setattr(namespace, self.dest, given)
 
 
+def _pair_type(name: str, kind: Any):
+    """A mapping option's converter: ``KEY=VALUE`` → ``(KEY, VALUE)``, the value checked as one of the field's."""
+    key_kind, value_kind = typing.get_args(kind)
+
+    def parse(text: str) -> tuple[Any, Any]:
+        key, equals, value = text.partition("=")
+        if not equals or not key:
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not '{text}'")
+        return key_kind(key), _flag_type(RUN_OPTIONS[name], value_kind)(value)
+
+    return parse
+
+
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
     """The run options given on the command line, by key (those not given are absent)."""
-    return {name: getattr(args, name) for name in RUN_OPTIONS if hasattr(args, name)}
+    given = {name: getattr(args, name) for name in RUN_OPTIONS if hasattr(args, name)}
+    for name, value in given.items():
+        if typing.get_origin(_plain_type(_HINTS[name])) is dict:
+            given[name] = dict(value)
+    return given
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:

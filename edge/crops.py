@@ -43,6 +43,20 @@ def crop_boxes(boxes: np.ndarray, aspect: float, expand: float) -> np.ndarray:
     return boxes_from_centres(box_centres(boxes), np.stack([widths, widths / aspect], axis=1) * 0.5)
 
 
+def region_box(region: tuple[int, int, int, int], model_size: tuple[int, int], frame_size: tuple[int, int]
+               ) -> np.ndarray:
+    """The box a whole-frame model runs on for a moving ``region`` of a frame (motion cropping): the region
+    grown to the model input's aspect, at least the input's size (a small region is not enlarged: the model
+    sees it at the frame's own resolution, as Frigate's regions), moved inside the frame where it fits."""
+    width, height = model_size
+    box = crop_boxes(np.asarray([region], np.float64), width / height, 1.0)[0]
+    scale = max(1.0, width / (box[2] - box[0]))
+    centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) * scale / 2
+    frame = np.asarray(frame_size, np.float64)
+    centre = np.where(half * 2 <= frame, np.clip(centre, half, frame - half), frame / 2)
+    return np.concatenate([centre - half, centre + half])
+
+
 def gather(bundle: Bundle, detections: Detections, results: Sequence[Any],
            detector_label: Callable[[int], str]) -> Poses | BoxClasses:
     """One frame result from the per-crop results of ``detections`` (already the chosen ones)."""

@@ -106,7 +106,7 @@ class Daemon(RunSession):
             m = c.mqtt
             publisher = MqttPublisher(m.host, m.port, client_id=m.client_id, username=m.username,
                                       password=m.password, qos=m.qos)
-            sinks.append(MqttSink(publisher, m.topic, c.device or socket.gethostname()))
+            sinks.append(MqttSink(publisher, m.topic, c.device or socket.gethostname(), m.analytics_topic))
         return sinks
 
     def _serve(self) -> None:

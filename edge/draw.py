@@ -1,6 +1,7 @@
 """How each result type looks on a frame, in layers and one colour scheme (:mod:`edge.palette`).
 
-Results are drawn in layers so nothing hides what matters: semi-transparent masks first, then boxes,
+Results are drawn in layers so nothing hides what matters: semi-transparent masks first, then zones and lines
+(:mod:`edge.analytics.drawing`), then boxes,
 then skeletons and landmarks, then text (class lists and legends); captions are placed last, on top,
 where they cover no other caption (:class:`edge.canvas.Canvas`). Per-frame callers use
 :class:`edge.annotate.Annotator`, which draws on a copy in buffers it keeps; :func:`draw_results` draws in
@@ -14,6 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from edge.analytics.drawing import draw_analytics
+from edge.analytics.stage import FrameAnalytics
 from edge.canvas import TOP_LEFT, TOP_RIGHT, Canvas
 from edge.palette import PALETTE, Label, class_colors, color_for, color_table
 from edge.results import BoxClasses, Classification, Detections, Poses, Segmentation
@@ -122,8 +125,9 @@ def draw_classification(canvas: Canvas, result: Classification, label: Label) ->
                   for c, s in zip(result.class_ids[:3].tolist(), result.scores[:3].tolist())], TOP_LEFT)
 
 
-MASKS, BOXES, SHAPES, TEXT = range(4)
+MASKS, ZONES, BOXES, SHAPES, TEXT = range(5)
 _DRAWERS: dict[type, tuple[tuple[int, Callable[[Canvas, object, Label], None]], ...]] = {
+    FrameAnalytics: ((ZONES, draw_analytics),),
     Segmentation: ((MASKS, draw_segmentation), (TEXT, draw_legend)),
     Detections: ((MASKS, draw_instance_masks), (BOXES, draw_detections)),
     BoxClasses: ((BOXES, draw_box_classes),),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -56,6 +56,11 @@ class RunnerGraph:
         self._wanted = {r.name: crops.wanted_classes(r.bundle.needs, self._detector_of(r).bundle.labels)
                         for r in self._on_boxes}
         self.timings = dict.fromkeys(STAGES, 0.0)
+        self.ran: dict[str, int] = {}
+        # Bundles that may run on a moving region instead of the whole frame: whole-frame detectors whose input no
+        # other task shares (a segmentation map must cover the frame); the tracker holds their boxes elsewhere.
+        self.croppable = frozenset(r.name for group in self._groups if all(
+            m.bundle.task == "detection" and m.cascade is None for m in group) for r in group)
         # Frames one call should take: the largest batch a whole-frame runner runs in one inference call.
         self.batch = max((r.batch for group in self._groups for r in group), default=1)
 
@@ -67,33 +72,59 @@ class RunnerGraph:
     def __call__(self, image: np.ndarray) -> dict[str, Any]:
         return self.run([image])[0]
 
-    def run(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
-        """Each frame's results by bundle name; each runner takes the frames ``runner.batch`` per inference call."""
+    def run(self, images: Sequence[np.ndarray], only: Sequence[Collection[str]] | None = None,
+            regions: Sequence[tuple[int, int, int, int] | None] | None = None) -> list[dict[str, Any]]:
+        """Each frame's results by bundle name; each runner takes the frames ``runner.batch`` per inference call.
+
+        ``only``: per frame, the bundles to run on it (:class:`edge.schedule.FramePlan`; default all); a bundle
+        not run on a frame has no entry in its results, and :attr:`ran` counts the frames each bundle ran on.
+        Runners that share an input share its preprocessing on the frames they both run on. ``regions``: per
+        frame, the part the :attr:`croppable` bundles run on (motion cropping), or ``None`` for all of it."""
         for runner in self.runners:
             runner.reset_timings()
-        per_runner: dict[str, list[Any]] = {}
+        wanted = [self._by_name.keys() if only is None else only[i] for i in range(len(images))]
+        frames: list[dict[str, Any]] = [{} for _ in images]
         for group in self._groups:
-            lead = group[0]
-            if lead.cascade is not None:
-                per_runner[lead.name] = lead.run(images)
-                continue
+            by_frames: dict[tuple[int, ...], list[Runner]] = {}
             for runner in group:
-                per_runner[runner.name] = []
-            for start in range(0, len(images), lead.batch):
-                transforms = lead.prepare(images[start:start + lead.batch], shared=len(group) > 1)
-                for runner in group[1:]:
-                    runner.adopt(lead, len(transforms))
-                for runner in group:
-                    per_runner[runner.name].extend(runner.finish(transforms))
-        frames = [{name: found[i] for name, found in per_runner.items()} for i in range(len(images))]
-        for image, results in zip(images, frames):
+                chosen = tuple(i for i, names in enumerate(wanted) if runner.name in names)
+                if chosen:
+                    by_frames.setdefault(chosen, []).append(runner)
+            crops = regions is not None and group[0].name in self.croppable
+            for chosen, members in by_frames.items():
+                parts = [regions[i] for i in chosen] if crops else None
+                for name, results in self._run_group(members, [images[i] for i in chosen], parts).items():
+                    for i, result in zip(chosen, results):
+                        frames[i][name] = result
+        for image, names, results in zip(images, wanted, frames):
             for runner in self._panoptic:
-                self._merge_instances(runner, results)
+                if runner.name in results:
+                    self._merge_instances(runner, results)
             for runner in self._on_boxes:
-                results[runner.name] = self._run_on_boxes(runner, image, results)
+                if runner.name in names:
+                    results[runner.name] = self._run_on_boxes(runner, image, results)
         for stage in STAGES:
             self.timings[stage] = sum(r.timings[stage] for r in self.runners)
-        return [{r.name: results[r.name] for r in self.runners} for results in frames]
+        self.ran = {r.name: sum(r.name in results for results in frames) for r in self.runners}
+        return [{r.name: results[r.name] for r in self.runners if r.name in results} for results in frames]
+
+    @staticmethod
+    def _run_group(group: Sequence[Runner], images: Sequence[np.ndarray],
+                   regions: Sequence[tuple[int, int, int, int] | None] | None) -> dict[str, list[Any]]:
+        """Runners of one input spec on the same frames (or their ``regions``): the first preprocesses, the
+        others copy its input."""
+        lead = group[0]
+        if lead.cascade is not None:
+            return {lead.name: lead.run(images)}
+        found: dict[str, list[Any]] = {runner.name: [] for runner in group}
+        for start in range(0, len(images), lead.batch):
+            part = None if regions is None else regions[start:start + lead.batch]
+            transforms = lead.prepare(images[start:start + lead.batch], shared=len(group) > 1, regions=part)
+            for runner in group[1:]:
+                runner.adopt(lead, len(transforms))
+            for runner in group:
+                found[runner.name].extend(runner.finish(transforms))
+        return found
 
     def _detector_of(self, runner: Runner) -> Runner:
         return self._by_name[runner.bundle.needs.detector]

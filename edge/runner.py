@@ -18,6 +18,7 @@ import numpy as np
 from edge.backends import Backend, open_backend
 from edge.backends.base import Slot
 from edge.bundle import BUNDLE_FILE, Bundle
+from edge.crops import region_box
 from edge.decoders import DECODERS, Cascade
 from edge.errors import BadInputError
 from edge.preprocess import Preprocessor, Transform
@@ -150,16 +151,24 @@ class Runner:
     def reset_timings(self) -> None:
         self.timings.update(dict.fromkeys(STAGES, 0.0))
 
-    def prepare(self, images: Sequence[np.ndarray], shared: bool = False) -> list[Transform]:
+    def prepare(self, images: Sequence[np.ndarray], shared: bool = False,
+                regions: Sequence[tuple[int, int, int, int] | None] | None = None) -> list[Transform]:
         """Preprocesses up to ``batch`` frames into the model's input, one batch item each: on the backend's
         device where it offers that (TensorRT's GPU kernel), else into the host input buffer. ``shared``:
-        other runners will :meth:`adopt` this input, so it must be on the host."""
+        other runners will :meth:`adopt` this input, so it must be on the host. ``regions``: per frame, the part
+        to run on instead of the whole frame (motion cropping: :func:`edge.crops.region_box`), or ``None``."""
         t0 = time.perf_counter()
-        transforms = [self._prepare_one(i, image, shared) for i, image in enumerate(images)]
+        transforms = [self._prepare_one(i, image, shared, None if regions is None else regions[i])
+                      for i, image in enumerate(images)]
         self.timings["preprocess"] += time.perf_counter() - t0
         return transforms
 
-    def _prepare_one(self, index: int, image: np.ndarray, shared: bool) -> Transform:
+    def _prepare_one(self, index: int, image: np.ndarray, shared: bool,
+                     region: tuple[int, int, int, int] | None) -> Transform:
+        if region is not None:
+            spec = self.bundle.input
+            box = region_box(region, (spec.width, spec.height), (image.shape[1], image.shape[0]))
+            return self.preprocess.crop(image, box, self.input_buffer[index])
         if self.backend.on_device and not shared:
             transform = self.backend.preprocess_frame(self.slot, index, image, self.bundle.input)
             if transform is not None:

@@ -97,7 +97,8 @@ def render(config_path: str | Path, name: str = "edge", user: str = "edge",
     sysusers = (f"# {name}: the user of {name}.service (written by edge service install)\n"
                 f'u {user} - "edge computer-vision daemon" /var/lib/{name} -\n'
                 + "".join(f"m {user} {group}\n" for group in groups))
-    relative = [p for p in [*config.bundles, *(s.url for s in config.sources if not is_live(s.url))]
+    analytics = [config.analytics] if isinstance(config.analytics, str) else []
+    relative = [p for p in [*config.bundles, *(s.url for s in config.sources if not is_live(s.url)), *analytics]
                 if not Path(p).is_absolute()]
     paths = [Path(python), config_path, *(Path(b).absolute() for b in config.bundles)]
     warnings = tuple([f"{p}: a relative path, which the service reads from /var/lib/{name}" for p in relative]

@@ -23,8 +23,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from edge.bundle import load_bundle
-from edge.config import RunConfig
+from edge.analytics.recorder import MediaSink
+from edge.analytics.settings import AnalyticsSettings
+from edge.analytics.stage import AnalyticsStage, load_analytics
+from edge.bundle import Bundle, load_bundle
+from edge.config import RunConfig, flag_of
 from edge.errors import UsageError
 from edge.files import write_json_atomic
 from edge.filters import apply_filters
@@ -33,14 +36,16 @@ from edge.identity import run_identity
 from edge.paths import make_out_dir
 from edge.pipeline import Pipeline, Sink
 from edge.pipeline.sinks import EventsSink, LabelCounter, MapsSink, VideoSink
+from edge.schedule import InferenceSchedule, MotionGate
 from streams.base import WriterError
 from streams.feed import Backoff, SourceSpec
+from streams.uris import stream_name
 
 log = logging.getLogger("edge.session")
 
 # What a run writes into its --out folder (files and folders, as glob patterns).
 RUN_OUTPUTS = ("events.jsonl", "events.jsonl.*", "annotated.mp4", "annotated-*.mp4", "summary.json", "masks",
-               "panoptic")
+               "panoptic", "snapshots", "clips")
 
 
 class EarlierRun(str, Enum):
@@ -117,6 +122,11 @@ class RunSession:
         self.stop_signal = SignalStop()
         try:
             self.bundles = apply_filters([load_bundle(b) for b in config.bundles], config)
+            if config.motion_crop and not config.motion:
+                raise UsageError(f"{flag_of('motion_crop')}: crops to what moves, so needs {flag_of('motion')}")
+            gate = MotionGate(config.motion_area, crop=config.motion_crop) if config.motion else None
+            schedule = InferenceSchedule(self.bundles, config.interval, gate)
+            self.analytics = self._analytics(self.bundles)
             self.workers = make_workers(self.bundles, config.backend, config.threads,
                                         config.workers, batch=config.batch or len(self.specs),
                                         allow_build=config.engine_build)
@@ -127,12 +137,27 @@ class RunSession:
             self.out = make_out_dir(config.out or default_out)
             prepare_out(self.out, earlier)
             self.pipeline = Pipeline(self.specs, self.workers, self._sinks(), decode=config.decode,
-                                     track=config.tracking, backoff=backoff)
+                                     track=config.tracking, backoff=backoff, schedule=schedule,
+                                     analytics=self.analytics)
             self.stop_signal.watch(self.pipeline)
         except BaseException:
             self._close_workers()
             self.stop_signal.restore()
             raise
+
+    def _analytics(self, bundles: Sequence[Bundle]) -> AnalyticsStage | None:
+        """The zones and lines of ``--analytics FILE`` (or the config's inline ones), checked against this run's
+        streams and bundles."""
+        given = self.config.analytics
+        if given is None:
+            return None
+        if not self.config.tracking and any(b.task == "detection" for b in bundles):
+            raise UsageError(f"{flag_of('analytics')}: zones and lines follow tracked detections; "
+                             f"drop {flag_of('tracking').replace('--', '--no-')}")
+        names = [spec.name or stream_name(spec.uri) for spec in self.specs]
+        if isinstance(given, AnalyticsSettings):
+            return AnalyticsStage(given, names, bundles, "analytics")
+        return AnalyticsStage(load_analytics(given), names, bundles, given)
 
     def _sinks(self) -> list[Sink]:
         """The files first and the events after them, so a frame has its event line only once every file
@@ -144,6 +169,8 @@ class RunSession:
             sinks.append(VideoSink(self.out, several_streams=several))
         if self.config.save_masks:
             sinks.append(MapsSink(self.out, several_streams=several))
+        if self.analytics is not None and (self.analytics.settings.snapshots or self.analytics.settings.clips):
+            sinks.append(MediaSink(self.out, self.analytics.settings))
         events = EventsSink(self.out / "events.jsonl", *self.events_rotation(), append=self.earlier is EarlierRun.KEEP)
         return [*sinks, events, self.labels, *self.more_sinks()]
 

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 
 from edge import __version__
+from edge.analytics.metrics import metric_families
 from edge.metrics import LatencyHistogram
 from edge.pipeline import Pipeline
 from edge.pipeline.sinks import LabelCounter
@@ -71,6 +72,11 @@ class PipelineCollector:
                                     labels=["batch"])
         for size, count in sorted(p.batches.items()):
             calls.add_metric([str(size)], count)
+        skipped = CounterMetricFamily("edge_inference_skipped", "Frames a bundle did not infer (interval, motion "
+                                      "gating)", labels=["bundle", "reason"])
+        for bundle, reasons in p.stats.skipped.items():
+            for reason, count in list(reasons.items()):  # a copy: the dispatcher may add a reason meanwhile
+                skipped.add_metric([bundle, reason], count)
         backend = InfoMetricFamily("edge_backend", "Inference backend and precision")
         backend.add_metric([], {"backend": p.workers[0].backend_names, "precision": p.workers[0].precisions,
                                 "workers": str(len(p.workers)), "batch": str(p.batch)})
@@ -78,7 +84,9 @@ class PipelineCollector:
         build.add_metric([], {"version": __version__, "python": platform.python_version(),
                               "platform": f"{platform.system()} {platform.machine()}"})
         yield from (frames, dropped, reconnects, fps, up, depth, latency, per_bundle, detections, sink_errors, calls,
-                    backend, build)
+                    skipped, backend, build)
+        if p.analytics is not None:
+            yield from metric_families(p.analytics)
 
 
 def _buckets(histogram: LatencyHistogram) -> tuple[list[tuple[str, int]], float]:
@@ -101,12 +109,14 @@ def metrics_route(registry: CollectorRegistry):
 
 
 def status(pipeline: Pipeline) -> dict[str, Any]:
-    """Live numbers per stream, for ``/health`` (and, with more, the live page's ``/status.json``)."""
-    return {"streams": {s.feed.name: {
+    """Live numbers per stream, for ``/health`` (and, with more, the live page's ``/status.json``); with
+    analytics, each stream's zones and lines (points as fractions of the frame, counters)."""
+    streams = {"streams": {s.feed.name: {
         "state": s.feed.state.value, "frames": s.frames, "fps": round(s.fps, 2),
         "latency_ms": round(s.last_latency_s * 1e3, 1), "dropped": pipeline.queue.dropped[i],
         "reconnects": s.feed.reconnects, "queue": pipeline.queue.depth(i)}
         for i, s in enumerate(pipeline.stats.streams)}}
+    return streams if pipeline.analytics is None else {**streams, "analytics": pipeline.analytics.status()}
 
 
 def health(pipeline: Pipeline, stall_limit_s: float) -> tuple[int, dict[str, Any]]:

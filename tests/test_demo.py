@@ -32,7 +32,8 @@ def person_runs(events, min_score=0.5, min_length=10):
 @pytest.mark.slow
 def test_demo_end_to_end(assets, tmp_path):
     """The demo is the issue's three-bundle replay: YOLOX-nano, ESPNetv2 and MoveNet top-down on the sample
-    video, every frame decoded once and all three results in its one event line."""
+    video, every frame decoded once and all three results in its one event line; ESPNetv2 inferred on every
+    third frame, its map carried in between, detection and pose on every frame."""
     out = tmp_path / "demo"
     done = subprocess.run([sys.executable, "-m", "edge", "demo", "--out", str(out), "--assets", str(assets)],
                           cwd=ROOT, capture_output=True, text=True, timeout=1800)
@@ -41,6 +42,9 @@ def test_demo_end_to_end(assets, tmp_path):
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert [e["frame"] for e in events] == list(range(1394))
     assert all(list(e["results"]) == ["yolox_nano", "espnetv2_voc", "movenet_topdown"] for e in events)
+    carried = [[name for name, result in e["results"].items() if result.get("inferred", True) is False]
+               for e in events]
+    assert carried == [[] if i % 3 == 0 else ["espnetv2_voc"] for i in range(1394)]
     fraction, runs = person_runs(events)
     assert 0.3 < fraction < 0.95  # people on the frames where they walk through, not everywhere
     assert len(runs) >= 5  # one at a time: several separate walk-throughs
@@ -59,6 +63,7 @@ def test_demo_end_to_end(assets, tmp_path):
     assert summary["dropped"] == 0 and summary["fps"] > 0
     per_bundle = summary["per_bundle"]
     assert list(per_bundle) == ["yolox_nano", "espnetv2_voc", "movenet_topdown"]
+    assert per_bundle["espnetv2_voc"]["inferred_frames"] == 465 and "inferred_frames" not in per_bundle["yolox_nano"]
     # No speed comparison here (tests never assert on time): with parallel workers the combined rate can
     # exceed what one bundle's own stage times allow alone. Only that each bundle was timed on every frame.
     assert all(stats["fps"] > 0 and {"preprocess", "infer", "postprocess", "total"} <= set(stats["latency_ms"])

@@ -51,7 +51,9 @@ def parse(command: str, *argv: str) -> argparse.Namespace:
 FLAGS = ["--bundle", "a", "--bundle", "b", "--out", "o", "--backend", "onnxruntime", "--no-engine-build",
          "--workers", "3", "--threads", "2", "--batch", "4", "--decode", "process", "--no-tracking", "--no-video",
          "--save-masks", "--score", "0.5", "--iou", "0.6", "--classes", "person, car", "--max-det", "10",
-         "--thresholds", "a:score=0.7", "--thresholds", "a:classes=dog", "--thresholds", "b:max_det=3"]
+         "--thresholds", "a:score=0.7", "--thresholds", "a:classes=dog", "--thresholds", "b:max_det=3",
+         "--interval", "a=3", "--interval", "b=2", "--motion", "--motion-area", "0.01", "--motion-crop",
+         "--analytics", "zones.yaml"]
 YAML = """\
 sources: [{url: clip.mp4}]
 bundles: [a, b]
@@ -70,6 +72,11 @@ iou: 0.6
 classes: [person, car]
 max_det: 10
 thresholds: {a: {score: 0.7, classes: [dog]}, b: {max_det: 3}}
+interval: {a: 3, b: 2}
+motion: true
+motion_area: 0.01
+motion_crop: true
+analytics: zones.yaml
 """
 
 

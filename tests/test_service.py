@@ -131,10 +131,12 @@ def test_installing_on_the_running_system_needs_root(config, monkeypatch, capsys
 def test_relative_paths_are_warned_about(tmp_path, capsys, monkeypatch):
     """The service runs in its state folder, so ``bundles/yolox`` would be looked for there."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "edge.yaml").write_text("sources: [{url: clip.mp4}, {url: /dev/video0}]\nbundles: [bundles/yolox]\n")
+    (tmp_path / "edge.yaml").write_text("sources: [{url: clip.mp4}, {url: /dev/video0}]\nbundles: [bundles/yolox]\n"
+                                        "analytics: zones.yaml\n")
     assert main(["service", "install", "--config", "edge.yaml", "--dry-run"]) == 0
     captured = capsys.readouterr()
     assert "bundles/yolox: a relative path, which the service reads from /var/lib/edge" in captured.err
+    assert "zones.yaml: a relative path" in captured.err
     assert "clip.mp4: a relative path" in captured.err and "/dev/video0: a relative" not in captured.err
     assert f"--config {tmp_path / 'edge.yaml'}\n" in captured.out  # the config itself is made absolute
 

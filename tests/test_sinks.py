@@ -18,6 +18,7 @@ from edge.pipeline.sinks import EventsSink, LabelCounter, MqttSink, VideoSink
 from edge.results import Detections
 from streams.base import Frame
 from streams.feed import SourceSpec
+from tests.helpers.publisher import Publisher
 
 LABELS = ("person", "car", "dog")
 
@@ -106,17 +107,6 @@ def test_label_counts_per_class_match_a_count_per_box():
         counter.write(item(index, ids))
         expected.update(LABELS[c] if c < len(LABELS) else f"class_{c}" for c in ids)
     assert counter.counts == expected
-
-
-class Publisher:
-    def __init__(self):
-        self.sent = []
-
-    def publish(self, topic, payload):
-        self.sent.append((topic, payload))
-
-    def close(self):
-        pass
 
 
 def test_events_and_mqtt_share_one_encoding(tmp_path, monkeypatch):

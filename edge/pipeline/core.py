@@ -31,13 +31,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from edge.analytics.stage import AnalyticsStage
 from edge.annotate import Annotator
 from edge.graph import RunnerGraph
 from edge.pipeline.messages import Annotate, FrameResult, Inferred
 from edge.pipeline.sinks import Sink, SinkSet
 from edge.pipeline.stats import PipelineStats
-from edge.results import Detections
-from edge.tracker import ByteTracker
+from edge.pipeline.tracking import TrackStage
+from edge.schedule import FramePlan, InferenceSchedule
 from streams.base import SourceError
 from streams.feed import Backoff, DecodeMode, SourceFeed, SourceSpec
 from streams.frame_queue import FrameQueue, Taken
@@ -52,11 +53,14 @@ class Pipeline:
     """Runs ``specs`` through one RunnerGraph per worker into ``sinks`` until the sources end or :meth:`stop`.
 
     ``track`` gives detections ``track_id``s (one ByteTrack per stream and bundle); the commands take it
-    from :class:`edge.config.RunConfig`, where it is on by default.
+    from :class:`edge.config.RunConfig`, where it is on by default. ``schedule`` says which bundles infer on
+    each frame (``interval``, motion gating; default: all on every frame); ``analytics`` runs zones and
+    lines on the tracked results before the sinks.
     """
 
     def __init__(self, specs: Sequence[SourceSpec], workers: Sequence[RunnerGraph], sinks: Sequence[Sink], *,
-                 decode: DecodeMode = DecodeMode.THREAD, track: bool = False, backoff: Backoff | None = None):
+                 decode: DecodeMode = DecodeMode.THREAD, track: bool = False, backoff: Backoff | None = None,
+                 schedule: InferenceSchedule | None = None, analytics: AnalyticsStage | None = None):
         self.stopping = threading.Event()
         self._abandoned = threading.Event()
         self.queue = FrameQueue([s.policy for s in specs])
@@ -68,7 +72,10 @@ class Pipeline:
         # How frames get their results drawn for the sinks that show them: on a copy, once per frame, in buffers
         # kept from frame to frame (the dispatcher thread alone draws; a picture is valid until the next frame's).
         self.annotate: Annotate = Annotator().draw
-        self.trackers: dict[tuple[int, str], ByteTracker] | None = {} if track else None
+        self.tracking = TrackStage(track, self.workers[0].croppable)
+        self.schedule = schedule if schedule is not None and schedule.active else None
+        self._planning = threading.Lock()  # plans are made in take order: a stream's frames one after another
+        self.analytics = analytics
         self.errors: list[BaseException] = []
         self.started = time.monotonic()
         self.heartbeat = self.started
@@ -137,27 +144,38 @@ class Pipeline:
                 continue
             self._busy_since[worker] = time.monotonic()
             try:
-                results = graph.run([t.frame.image for t in taken])
-                # Each frame is charged its share of the call: stage sums stay the time really spent.
-                share = {name: {stage: seconds / len(taken) for stage, seconds in stages.items()}
+                images = [t.frame.image for t, _ in taken]
+                if self.schedule is None:
+                    results = graph.run(images)
+                else:
+                    results = graph.run(images, [p.run for _, p in taken], [p.region for _, p in taken])
+                # Each frame a bundle ran on is charged its share of the call: stage sums stay the time spent.
+                share = {name: {stage: seconds / max(graph.ran[name], 1) for stage, seconds in stages.items()}
                          for name, stages in graph.timings_by_model.items()}
-                self.stats.count_call(worker, len(taken))
-                for t, result in zip(taken, results):
-                    self._done.put(Inferred(t.order, t.frame, result, share))
+                inferred = sum(1 for result in results if result)  # a frame no bundle ran on made no call
+                if inferred:
+                    self.stats.count_call(worker, inferred)
+                for (t, plan), result in zip(taken, results):
+                    self._done.put(Inferred(t.order, t.frame, result, {k: share[k] for k in result}, plan=plan))
             except Exception as e:  # handed to the dispatcher, which fails the run in frame order
-                for t in taken:
+                for t, _ in taken:
                     self._done.put(Inferred(t.order, t.frame, {}, {}, e))
             finally:
                 self._busy_since[worker] = None
 
-    def _take(self, most: int) -> list[Taken]:
-        """Up to ``most`` waiting frames (one per stream), each holding a place in flight; empty if none came."""
+    def _take(self, most: int) -> list[tuple[Taken, FramePlan | None]]:
+        """Up to ``most`` waiting frames (one per stream), each holding a place in flight, with its plan; empty
+        if none came."""
         if not self._room.acquire(timeout=_WAIT_S):
             return []
         places = 1
         while places < most and self._room.acquire(blocking=False):
             places += 1
-        taken = self.queue.take(_WAIT_S, places)
+        if self.schedule is None:
+            taken = [(t, None) for t in self.queue.take(_WAIT_S, places)]
+        else:
+            with self._planning:
+                taken = [(t, self.schedule.plan(t.frame)) for t in self.queue.take(_WAIT_S, places)]
         for _ in range(places - len(taken)):
             self._room.release()
         return taken
@@ -191,16 +209,11 @@ class Pipeline:
 
     def _deliver(self, done: Inferred) -> None:
         frame = done.frame
-        if self.trackers is not None:
-            self._track(frame.source, done.results)
-        self.sinks.write(FrameResult(frame, done.results, self.labels, self.feeds[frame.source].fps, self.annotate))
-        self.stats.record(frame, done.timings, time.monotonic())
-
-    def _track(self, source: int, results: dict[str, Any]) -> None:
-        for name, result in results.items():
-            if isinstance(result, Detections):
-                tracker = self.trackers.setdefault((source, name), ByteTracker())
-                tracker.update(result)
+        carried = self.tracking.apply(frame.source, list(self.labels), done.results, done.plan)
+        analytics = self.analytics.apply(frame, done.results) if self.analytics is not None else None
+        self.sinks.write(FrameResult(frame, done.results, self.labels, self.feeds[frame.source].fps, self.annotate,
+                                     carried=carried, analytics=analytics))
+        self.stats.record(frame, done.timings, time.monotonic(), done.plan)
 
     def close_sinks(self) -> None:
         """Closes every sink (finalising video files, flushing events) even if one fails; raises the first."""
@@ -227,4 +240,5 @@ class Pipeline:
             "streams": {s.feed.name: {"frames": s.frames, "dropped": self.queue.dropped[i],
                                       "reconnects": s.feed.reconnects, "state": s.feed.state.value}
                         for i, s in enumerate(self.stats.streams)},
+            **({"analytics": self.analytics.summary()} if self.analytics is not None else {}),
         }

@@ -16,8 +16,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from edge.analytics.stage import FrameAnalytics
 from edge.draw import draw_results
 from edge.results import Label
+from edge.schedule import FramePlan
 from streams.base import Frame
 
 # (image, [(result, label), ...]) → a new image with the results drawn; the input image is left as it is.
@@ -33,13 +35,15 @@ def annotate_copy(image: np.ndarray, results: Sequence[tuple[Any, Label]]) -> np
 
 class Inferred(NamedTuple):
     """A worker's answer for one frame: its results by bundle name and the stage seconds it cost each bundle
-    (its share of a batched call), or the error that ended the call. Ordered by ``order`` (take order)."""
+    (its share of a batched call), or the error that ended the call; the frame's plan when bundles may skip
+    frames. Ordered by ``order`` (take order)."""
 
     order: int
     frame: Frame
     results: dict[str, Any]
     timings: dict[str, dict[str, float]]
     error: Exception | None = None
+    plan: FramePlan | None = None
 
 
 def to_events(results: dict[str, Any], labels: dict[str, Label]) -> dict[str, Any]:
@@ -56,6 +60,9 @@ class FrameResult:
     The event adds to the contract's keys ``time``, the wall-clock time of capture (Unix seconds; for a
     recorded file, when its decoding started), and ``size``, the frame's ``[width, height]``, so an event
     line alone places its boxes (exports, dashboards).
+    ``carried``: the bundles whose result was carried over from an earlier frame (their RESULT says
+    ``"inferred": false``); ``analytics``: the frame's zone and line events (:mod:`edge.analytics`), which
+    the event line holds too.
     """
 
     frame: Frame
@@ -63,6 +70,8 @@ class FrameResult:
     labels: dict[str, Label]
     fps: float
     annotate: Annotate = field(default=annotate_copy, repr=False)
+    carried: frozenset[str] = frozenset()
+    analytics: FrameAnalytics | None = None
     event: dict[str, Any] = field(init=False)
     _event_json: str | None = field(default=None, init=False, repr=False)
     _annotated: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -74,6 +83,10 @@ class FrameResult:
         self.event = {"stream": frame.stream, "frame": frame.index, "pts": round(frame.pts, 6),
                       "time": round(captured, 3), "size": [width, height],
                       "results": to_events(self.results, self.labels)}
+        for name in self.carried:
+            self.event["results"][name]["inferred"] = False
+        if self.analytics is not None:
+            self.analytics.add_to(self.event)
 
     @property
     def event_json(self) -> str:
@@ -83,8 +96,10 @@ class FrameResult:
         return self._event_json
 
     def annotated(self) -> np.ndarray:
-        """The frame with every bundle's results drawn, on a copy made at the first ask."""
+        """The frame with every bundle's results (and the zones and lines) drawn, on a copy made at the first ask."""
         if self._annotated is None:
             pairs = [(result, self.labels[name]) for name, result in self.results.items()]
+            if self.analytics is not None and self.analytics.shapes:
+                pairs.append((self.analytics, str))
             self._annotated = self.annotate(self.frame.image, pairs)
         return self._annotated

@@ -244,17 +244,27 @@ class ProgressSink:
 
 class MqttSink:
     """Each event to ``topic`` (``{device}`` and ``{stream}`` filled in), with the device name added in front
-    of the event's own encoding (the JSON is encoded once per frame, for the events file and here)."""
+    of the event's own encoding (the JSON is encoded once per frame, for the events file and here). Each
+    analytics event (zones, lines) also goes alone to ``analytics_topic``, with the device, stream, frame and
+    pts, as Frigate publishes its events: what a home-automation rule subscribes to."""
 
     critical = False
 
-    def __init__(self, publisher: MqttPublisher, topic: str, device: str):
-        self.publisher, self.topic, self.device = publisher, topic, device
+    def __init__(self, publisher: MqttPublisher, topic: str, device: str,
+                 analytics_topic: str = "edge/{device}/{stream}/analytics"):
+        self.publisher, self.topic, self.device, self.analytics_topic = publisher, topic, device, analytics_topic
         self._prefix = f'{{"device":{json.dumps(device)},'
 
     def write(self, item: FrameResult) -> None:
         topic = self.topic.format(device=self.device, stream=item.frame.stream)
         self.publisher.publish(topic, self._prefix + item.event_json[1:])
+        if item.analytics is not None and item.analytics.events:
+            frame = item.frame
+            topic = self.analytics_topic.format(device=self.device, stream=frame.stream)
+            for event in item.analytics.events:
+                self.publisher.publish(topic, json.dumps({"device": self.device, "stream": frame.stream,
+                                                          "frame": frame.index, "pts": round(frame.pts, 6), **event},
+                                                         separators=(",", ":")))
 
     def close(self) -> None:
         self.publisher.close()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge.metrics import StageTimes
+from edge.schedule import FramePlan
 from streams.base import Frame
 from streams.feed import SourceFeed
 
@@ -53,6 +54,7 @@ class PipelineStats:
     def __init__(self, feeds: Sequence[SourceFeed], bundles: Sequence[str], workers: int):
         self.streams = [StreamStats(feed) for feed in feeds]
         self.per_bundle = {name: StageTimes() for name in bundles}
+        self.skipped: dict[str, Counter[str]] = {name: Counter() for name in bundles}  # frames not inferred, by why
         self._calls: list[Counter[int]] = [Counter() for _ in range(workers)]  # per worker: calls by size
 
     @property
@@ -73,8 +75,13 @@ class PipelineStats:
     def count_call(self, worker: int, frames: int) -> None:
         self._calls[worker][frames] += 1
 
-    def record(self, frame: Frame, by_bundle: dict[str, dict[str, float]], now: float) -> None:
-        """One delivered frame: its stage seconds per bundle, summed per stage for its stream."""
+    def record(self, frame: Frame, by_bundle: dict[str, dict[str, float]], now: float,
+               plan: FramePlan | None = None) -> None:
+        """One delivered frame: its stage seconds per bundle (those that ran on it), summed per stage for its
+        stream; the bundles its plan skipped, by reason."""
+        if plan is not None:
+            for name, reason in plan.skipped.items():
+                self.skipped[name][reason.value] += 1
         for name, stages in by_bundle.items():
             times = self.per_bundle[name]
             for stage, seconds in stages.items():
@@ -97,6 +104,9 @@ class PipelineStats:
             total = times.stages.get("total")
             fps = round(total.count / total.total_s, 2) if total is not None and total.total_s > 0 else 0.0
             summary[name] = {"fps": fps, "latency_ms": times.summary()}
+            if self.skipped[name]:
+                summary[name]["inferred_frames"] = total.count if total is not None else 0
+                summary[name]["skipped_frames"] = dict(sorted(self.skipped[name].items()))
         return summary
 
     def batch_summary(self, size: int) -> dict[str, Any]:
