@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import cv2
@@ -25,6 +27,26 @@ from streams.uris import CSI, DEVICE, stream_name
 # FFmpeg options for network streams: TCP (no smeared frames from lost UDP packets), no demuxer buffering.
 RTSP_OPTIONS = "rtsp_transport;tcp|fflags;nobuffer|flags;low_delay"
 HTTP_OPTIONS = "fflags;nobuffer|flags;low_delay"
+FFMPEG_OPTIONS_VARIABLE = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_OPENING = threading.Lock()
+
+
+def ffmpeg_capture(target: str, options: str, *args: Any) -> cv2.VideoCapture:
+    """``cv2.VideoCapture(target, *args)`` opened with exactly these FFmpeg ``options`` ("" for none). OpenCV
+    reads them from the process's environment when a capture opens, so they are set for that one call and
+    then restored, and every open takes a lock: a network camera's ``nobuffer``/``low_delay`` seen by a file
+    opened at the same time, or left behind, makes that file drop its delayed frames. A network open holds the
+    lock for at most its open timeout."""
+    with _OPENING:
+        before = os.environ.get(FFMPEG_OPTIONS_VARIABLE)
+        os.environ[FFMPEG_OPTIONS_VARIABLE] = options
+        try:
+            return cv2.VideoCapture(target, *args)
+        finally:
+            if before is None:
+                del os.environ[FFMPEG_OPTIONS_VARIABLE]
+            else:
+                os.environ[FFMPEG_OPTIONS_VARIABLE] = before
 
 
 def has_gstreamer() -> bool:
@@ -56,12 +78,9 @@ def _open_capture(uri: str, settings: CaptureSettings) -> cv2.VideoCapture:
             raise SourceError(f"{uri}: CSI cameras need an OpenCV built with GStreamer (JetPack's is; the PyPI "
                               f"wheel is not); see 'edge doctor'")
         return cv2.VideoCapture(csi_pipeline(int(csi.group(1)), settings), cv2.CAP_GSTREAMER)
-    # OpenCV reads FFmpeg options from the environment when the capture opens; decoders run in their own
-    # process or one at a time per open, so setting it here affects only this stream.
-    scheme = urlparse(uri).scheme.lower()
-    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = RTSP_OPTIONS if scheme.startswith("rtsp") else HTTP_OPTIONS
-    return cv2.VideoCapture(uri, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
-                                                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+    options = RTSP_OPTIONS if urlparse(uri).scheme.lower().startswith("rtsp") else HTTP_OPTIONS
+    return ffmpeg_capture(uri, options, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                                                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
 
 
 def _configure_camera(capture: cv2.VideoCapture, settings: CaptureSettings) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 
 from streams.base import CaptureSettings, Frame, Source, SourceError
-from streams.cameras import CaptureSource
+from streams.cameras import CaptureSource, ffmpeg_capture
 from streams.uris import is_glob, is_live, stream_name
 
 log = logging.getLogger("streams.sources")
@@ -35,7 +35,7 @@ class VideoFileSource(Source):
 
     def __init__(self, path: Path, name: str | None = None, source_id: int = 0):
         self.path = path
-        self.capture = cv2.VideoCapture(str(path))
+        self.capture = ffmpeg_capture(str(path), "")
         if not self.capture.isOpened():
             raise SourceError(f"{path}: cannot open as a video (unsupported format or corrupt file)")
         fps = self.capture.get(cv2.CAP_PROP_FPS)

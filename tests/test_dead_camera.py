@@ -61,7 +61,7 @@ class Openings:
 
 
 class _Reader:
-    name, fps, dropped = "cam", 25.0, 0
+    name, fps, dropped, length = "cam", 25.0, 0, None
 
     def __init__(self, frames):
         self.frames = frames

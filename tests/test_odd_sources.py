@@ -9,8 +9,12 @@ import shutil
 
 import cv2
 import numpy as np
+import pytest
 
 from edge.cli import main
+from streams.base import CaptureSettings, SourceError
+from streams.sources import open_source
+from tests.helpers.servers import free_port
 from tests.helpers.runs import event_lines, start, video_frames
 
 
@@ -61,3 +65,15 @@ def test_a_video_among_the_images_of_a_folder_is_named(capsys, yolox_bundle, ass
     assert main(["replay", str(folder), "--bundle", str(yolox_bundle.root), "--out", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"edge: warning: files that are not images ignored (folder={folder}, count=1, files=clip.mkv)"]
+
+
+def test_a_network_camera_leaves_no_ffmpeg_options_behind_for_files(assets):
+    """A network camera opens with ``nobuffer``/``low_delay`` (read by OpenCV from the environment): left set, a
+    file opened later in the same process lost its delayed frames (2 of 2 frames of an odd-sized MP4 became 0,
+    a GIF opened as no frame at all)."""
+    gif = assets / "videos" / "face-demographics-walking.gif"
+    before = sum(1 for _ in open_source(str(gif)))
+    with pytest.raises(SourceError):  # nothing listens there: the open fails, after setting its options
+        open_source(f"http://127.0.0.1:{free_port()}/stream.mjpg", settings=CaptureSettings(timeout_s=1.0))
+    assert "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ
+    assert sum(1 for _ in open_source(str(gif))) == before > 0
