@@ -290,7 +290,9 @@ def test_pruned_fasterrcnn_exports_and_runs_in_the_runtime(tmp_path, people):
 ])
 def test_pruned_mask_and_keypoint_rcnn_export_and_run(tmp_path, people, name, kept_head):
     """A quarter of the channels: the mask and keypoint heads keep their output widths (classes, keypoints),
-    the pruned graph exports with its post-processing and runs as a bundle (random weights: any count)."""
+    and so does the box regression (classes × 4), whose detected boxes those heads pool from: coordinates, not
+    channels (tracing them as channels once tied every FPN group to it, past 24 GB). The pruned graph exports
+    with its post-processing and runs as a bundle (random weights: any count)."""
     from compile.compress import compress
     from compile.families import rcnn_network
     from compile.prune import PruneConfig
@@ -301,6 +303,7 @@ def test_pruned_mask_and_keypoint_rcnn_export_and_run(tmp_path, people, name, ke
     assert pruned.macs < 0.75 * original.macs
     kept = set(result.compile_block["pruning"]["kept_layers"])
     assert any(layer.startswith(kept_head) for layer in kept), kept
+    assert "model.roi_heads.box_predictor.bbox_pred" in kept, kept
     model = Runner(result.bundle, "onnxruntime")
     try:
         found = model(people)
