@@ -79,13 +79,13 @@ def _comparable(result: object) -> object:
     raise UsageError(f"results of type {type(result).__name__} have no agreement metric")
 
 
-def cpu_latency_ms(onnx: Path, spec: InputSpec, runs: int = LATENCY_RUNS) -> float:
-    """Median wall time of one inference with ONNX Runtime on this CPU, on a random input, after warm-up runs."""
+def cpu_latency_ms(onnx: Path, spec: InputSpec, runs: int = LATENCY_RUNS, warmup: int = 3) -> float:
+    """Median wall time of one inference with ONNX Runtime on this CPU, on a random input, after ``warmup`` runs."""
     session = open_session(onnx)
     rng = np.random.default_rng(0)
     feed = {spec.name: rng.integers(0, 256, spec.shape).astype(spec.dtype) if spec.dtype == "uint8"
             else rng.random(spec.shape, np.float32)}
-    for _ in range(3):
+    for _ in range(warmup):
         session.run(None, feed)
     times = []
     for _ in range(runs):

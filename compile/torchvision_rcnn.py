@@ -11,7 +11,8 @@ does in NumPy straight into the frame, exactly as ``paste_masks_in_image`` does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -22,6 +23,7 @@ from torchvision.models import WeightsEnum
 from torchvision.models import detection as tvd
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.roi_heads import RoIHeads
 
 from compile.checkpoint import load_weights, read_state_dict
 from compile.export import (
@@ -94,9 +96,31 @@ def trace_with_rpn(heads: RcnnHeads, images: torch.Tensor) -> tuple[torch.Tensor
     """The forward Torch-Pruning traces: the detections plus the RPN head's raw outputs. torchvision
     detaches the RPN's proposals, so in the plain forward no gradient path reaches the RPN head and the
     dependency graph does not see it: pruning would thin the FPN maps it reads and leave its convolution
-    expecting the old width. As outputs, its objectness and box convs also keep their width (one per anchor)."""
-    objectness, deltas = heads.model.rpn.head(list(heads.model.backbone(images).values()))
-    return (*heads(images), *chain(objectness, deltas))
+    expecting the old width. As outputs, its objectness and box convs also keep their width (one per anchor).
+
+    The detected boxes the mask and keypoint heads pool from are detached here as the proposals are: they
+    are coordinates, not channels. Left attached, RoIAlign (an op Torch-Pruning does not know, so treats as
+    element-wise) couples every FPN channel group with the box regression's classes × 4 outputs, and the
+    index expansion through its reshapes alone outgrows 24 GB."""
+    with _boxes_detached(heads.model.roi_heads):
+        objectness, deltas = heads.model.rpn.head(list(heads.model.backbone(images).values()))
+        return (*heads(images), *chain(objectness, deltas))
+
+
+@contextmanager
+def _boxes_detached(roi_heads: RoIHeads) -> Iterator[None]:
+    """The mask and keypoint RoI pools (where the model has them) see detached boxes while inside."""
+    def detach_boxes(_, args):
+        features, boxes, *rest = args
+        return (features, [b.detach() for b in boxes], *rest)
+
+    pools = [p for p in (roi_heads.mask_roi_pool, roi_heads.keypoint_roi_pool) if p is not None]
+    handles = [pool.register_forward_pre_hook(detach_boxes) for pool in pools]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def build_rcnn(model: str, size: tuple[int, int] = INPUT_SIZE, **options) -> GeneralizedRCNN:
