@@ -14,8 +14,8 @@ import pytest
 from edge.cli import main
 from streams.base import CaptureSettings, SourceError
 from streams.sources import open_source
-from tests.helpers.servers import free_port
 from tests.helpers.runs import event_lines, start, video_frames
+from tests.helpers.servers import free_port
 
 
 def test_a_one_pixel_image_is_replayed_with_its_video(capsys, yolox_bundle, tmp_path):
