@@ -222,8 +222,8 @@ def _bounds(metadata: Mapping[str, Any]) -> tuple[Any, Any, Any]:
 
 
 def _number(bound: float) -> str:
-    """A bound as written in the config: ``1`` for a float bound of 1.0, integers in full."""
-    return f"{bound:g}" if isinstance(bound, float) and bound.is_integer() and abs(bound) < 1e15 else str(bound)
+    """A bound as a user writes it: ``1`` for a float bound of 1.0."""
+    return f"{bound:g}" if isinstance(bound, float) else str(bound)
 
 
 def problem(metadata: Mapping[str, Any], kind: Any, value: Any) -> str | None:
