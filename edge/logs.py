@@ -89,16 +89,20 @@ def configure_plain(debug: bool = False) -> None:
 
 
 def quiet_native_logs(debug: bool = False) -> None:
-    """Silences what OpenCV and the FFmpeg inside it print on stderr themselves (shown again with ``--debug``).
-    FFmpeg's level is read from the environment when OpenCV first opens a capture, so this runs first.
-    OpenCV's own level is set here where ``cv2.utils.logging`` exists (later than 4.8); older builds read it
-    only at import, from the default :mod:`edge` sets."""
+    """Silences what OpenCV, the FFmpeg inside it and ONNX Runtime print on stderr themselves (shown again with
+    ``--debug``). FFmpeg's level is read from the environment when OpenCV first opens a capture, so this runs
+    first. OpenCV's own level is set here where ``cv2.utils.logging`` exists (later than 4.8); older builds read
+    it only at import, from the default :mod:`edge` sets. ONNX Runtime's default logger serves the sessions
+    edge does not open itself (its quantization tools' calibration sessions warn about every unused
+    initializer)."""
     import cv2
+    import onnxruntime
 
     os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "32" if debug else "-8"  # AV_LOG_INFO, AV_LOG_QUIET
     levels = getattr(cv2.utils, "logging", None)
     if levels is not None:
         levels.setLogLevel(levels.LOG_LEVEL_INFO if debug else levels.LOG_LEVEL_SILENT)
+    onnxruntime.set_default_logger_severity(2 if debug else 3)  # 2: warnings (its default), 3: errors only
 
 
 def _log_thread_exception(args: threading.ExceptHookArgs) -> None:

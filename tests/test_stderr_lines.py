@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.helpers.runs import start
 from tests.helpers.servers import ROOT, free_port
 
@@ -61,3 +63,28 @@ def test_python_warnings_do_not_add_lines_to_an_error(tmp_path):
                           timeout=120)
     assert done.returncode == 3
     assert done.stderr.strip().splitlines() == ["edge: error: model.pt: not a checkpoint"]
+
+
+def test_onnx_runtime_sessions_edge_does_not_open_stay_quiet():
+    """ONNX Runtime's quantization tools open their own calibration sessions, which warned on stderr about every
+    unused initializer during `edge quantize`; after `quiet_native_logs` (what the edge command runs first) only
+    its errors get through, and `--debug` brings its warnings back."""
+    pytest.importorskip("onnx")  # to write the model; the runtime-only install has no onnx
+    script = """
+import sys
+import onnxruntime
+from onnx import TensorProto, helper
+from edge.logs import quiet_native_logs
+
+quiet_native_logs(debug=sys.argv[1] == "debug")
+value = {name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1]) for name in "xy"}
+graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [value["x"]], [value["y"]],
+                          [helper.make_tensor("unused", TensorProto.FLOAT, [1], [1.0])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+onnxruntime.InferenceSession(model.SerializeToString())
+"""
+    quiet, debug = (subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, cwd=ROOT,
+                                   timeout=60) for mode in ("quiet", "debug"))
+    assert quiet.returncode == debug.returncode == 0, quiet.stderr + debug.stderr
+    assert quiet.stderr == ""
+    assert "Removing initializer 'unused'" in debug.stderr
