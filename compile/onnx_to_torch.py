@@ -3,7 +3,9 @@
 Exports made for inference often hard-code the batch size in ``Reshape`` shapes (YOLOX flattens each head
 to ``[1, 85, -1]``); converted as is, a batch of eight would silently be folded into one long row of
 predictions. Such a leading ``1`` is rewritten to ``0`` — ONNX's "copy this dimension from the input" — so
-the module trains on batches and still exports back to the same graph for batch 1.
+the module trains on batches and still exports back to the same graph for batch 1. A constant shape without
+zeros reads the same whatever ``allowzero`` says, so that attribute (set by PyTorch's dynamo exporter, and
+refused by onnx2torch) is dropped from such a ``Reshape`` first.
 """
 
 from __future__ import annotations
@@ -41,7 +43,12 @@ def _free_reshape_batch(model: onnx.ModelProto) -> None:
             continue
         tensor = initializers[node.input[1]]
         shape = numpy_helper.to_array(tensor)
-        if shape.ndim == 1 and len(shape) > 1 and shape[0] == 1 and not np.any(shape[1:] == 0):
+        if shape.ndim != 1 or np.any(shape == 0):
+            continue
+        kept = [a for a in node.attribute if a.name != "allowzero"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        if len(shape) > 1 and shape[0] == 1:
             shape = shape.copy()
             shape[0] = 0
             tensor.CopyFrom(numpy_helper.from_array(shape, tensor.name))
