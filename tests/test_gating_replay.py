@@ -11,6 +11,7 @@ import cv2
 import pytest
 
 from edge.cli import main
+from tests.helpers.runs import write_frames
 
 
 def events_of(out) -> list[dict]:
@@ -24,14 +25,8 @@ def persons(event: dict) -> int:
 @pytest.fixture(scope="module")
 def walk_in(assets, tmp_path_factory):
     """Frames 60 to 74 of the person video, as an image folder: someone walks in."""
-    folder = tmp_path_factory.mktemp("walk_in")
-    capture = cv2.VideoCapture(str(assets / "videos/one-by-one-person-detection.mp4"))
-    for index in range(75):
-        ok, image = capture.read()
-        assert ok
-        if index >= 60:
-            cv2.imwrite(str(folder / f"{index:04d}.jpg"), image)
-    return folder
+    return write_frames(assets / "videos/one-by-one-person-detection.mp4", tmp_path_factory.mktemp("walk_in"),
+                        range(60, 75), "{:04d}.jpg")
 
 
 def test_interval_runs_segmentation_on_every_third_frame_and_carries_its_map(yolox_bundle, espnet_bundle,

@@ -15,19 +15,14 @@ from edge.cli import main
 from edge.errors import BadInputError
 from edge.graph import RunnerGraph
 from edge.preprocess import Preprocessor
+from tests.helpers.runs import write_frames
 
 
 @pytest.fixture(scope="module")
 def frames(assets, tmp_path_factory):
     """Five frames of the demo video, one every 60, as an image folder."""
-    folder = tmp_path_factory.mktemp("frames")
-    capture = cv2.VideoCapture(str(assets / "videos/one-by-one-person-detection.mp4"))
-    for i in range(300):
-        ok, image = capture.read()
-        assert ok
-        if i % 60 == 0:
-            cv2.imwrite(str(folder / f"{i:04d}.png"), image)
-    return folder
+    return write_frames(assets / "videos/one-by-one-person-detection.mp4", tmp_path_factory.mktemp("frames"),
+                        range(0, 300, 60))
 
 
 def copy_bundle(bundle, folder, **changes):

@@ -15,6 +15,7 @@ import pytest
 
 import edge
 from edge.cli import main
+from tests.helpers.runs import write_frames
 
 SUMMARY_KEYS = {"frames", "dropped", "wall_s", "fps", "backend", "precision", "latency_ms"}
 STAGES = {"decode", "preprocess", "infer", "postprocess", "end_to_end"}
@@ -23,13 +24,8 @@ STAGES = {"decode", "preprocess", "infer", "postprocess", "end_to_end"}
 @pytest.fixture(scope="module")
 def image_folder(assets, tmp_path_factory):
     """Six real frames of the highway clip as PNGs (written by the test, not committed)."""
-    folder = tmp_path_factory.mktemp("frames")
-    capture = cv2.VideoCapture(str(assets / "videos/bgslibrary_highway_traffic_320x240.avi"))
-    for i in range(6):
-        ok, image = capture.read()
-        assert ok
-        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), image)
-    return folder
+    return write_frames(assets / "videos/bgslibrary_highway_traffic_320x240.avi", tmp_path_factory.mktemp("frames"),
+                        range(6), "frame_{:03d}.png")
 
 
 def check_outputs(out, frames, stream, width, height, tracked=True):

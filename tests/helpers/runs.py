@@ -145,3 +145,16 @@ class JsonLog:
             self.records.append(json.loads(line))
         assert code == 0, self.records[-5:]
         return self.records
+
+
+def write_frames(video: Path, folder: Path, indices: range, name: str = "{:04d}.png") -> Path:
+    """Frames ``indices`` of ``video`` as images in ``folder`` (named by ``name`` from the frame index): an image
+    folder source of real footage, written by the test, never committed."""
+    capture = cv2.VideoCapture(str(video))
+    for index in range(indices.stop):
+        ok, image = capture.read()
+        assert ok, f"{video}: no frame {index}"
+        if index in indices:
+            cv2.imwrite(str(folder / name.format(index)), image)
+    capture.release()
+    return folder
