@@ -5,7 +5,9 @@ to ``[1, 85, -1]``); converted as is, a batch of eight would silently be folded 
 predictions. Such a leading ``1`` is rewritten to ``0`` — ONNX's "copy this dimension from the input" — so
 the module trains on batches and still exports back to the same graph for batch 1. A constant shape without
 zeros reads the same whatever ``allowzero`` says, so that attribute (set by PyTorch's dynamo exporter, and
-refused by onnx2torch) is dropped from such a ``Reshape`` first.
+refused by onnx2torch) is dropped from such a ``Reshape`` first. ``Resize`` nodes of such exports carry
+constant ``sizes`` of ``[1, C, H, W]``, which onnx2torch compares with the input's batch; ``interpolate``
+resizes only H and W anyway, so that comparison is switched off.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ def convert_onnx(path: str | Path) -> nn.Module:
         raise BadInputError(f"{path}: not a loadable ONNX model ({e})") from None
     _free_reshape_batch(model)
     try:
-        return convert(model).eval()
+        module = convert(model).eval()
     except NotImplementedError as e:  # onnx2torch names the operator it lacks
         raise BadInputError(f"{path}: onnx2torch cannot convert it: {e}") from None
+    _free_resize_batch(module)
+    return module
 
 
 def _free_reshape_batch(model: onnx.ModelProto) -> None:
@@ -52,6 +56,14 @@ def _free_reshape_batch(model: onnx.ModelProto) -> None:
             shape = shape.copy()
             shape[0] = 0
             tensor.CopyFrom(numpy_helper.from_array(shape, tensor.name))
+
+
+def _free_resize_batch(module: nn.Module) -> None:
+    from onnx2torch.node_converters.resize import OnnxResize
+
+    for layer in module.modules():
+        if isinstance(layer, OnnxResize):
+            layer.ignore_bs_ch_size = True
 
 
 def max_abs_difference(module: nn.Module, path: str | Path, example: np.ndarray) -> float:

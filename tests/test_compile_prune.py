@@ -122,15 +122,21 @@ def test_onnx2torch_matches_onnx_runtime_on_yolox(assets, yolox_module):
     assert max_abs_difference(yolox_module, assets / "models/detection/yolox_nano_416x416.onnx", example) <= 1e-3
 
 
-def test_a_dynamo_export_with_allowzero_reshapes_converts(assets, tmp_path):
+def test_a_dynamo_export_with_allowzero_reshapes_and_batch_one_resizes_converts(assets, tmp_path):
     """ESPNetv2's export (PyTorch's dynamo exporter) sets ``allowzero=1`` on its channel-shuffle reshapes, which
     onnx2torch refuses (this stopped `edge quantize --qat` on it); with constant shapes free of zeros the
     attribute changes nothing and is dropped."""
     from calibration.ptq import convert_opset
 
     model = convert_opset(assets / "models/segmentation/espnetv2_s1.0_voc21_384x384.onnx", tmp_path / "m17.onnx")
-    example = np.random.default_rng(0).random((1, 3, 384, 384), np.float32)
-    assert max_abs_difference(convert_onnx(model), model, example) <= 1e-3
+    example = np.random.default_rng(0).random((2, 3, 384, 384), np.float32)
+    module = convert_onnx(model)
+    assert max_abs_difference(module, model, example[:1]) <= 1e-3
+    # Its Resize sizes say batch 1 ([1, C, H, W]); QAT trains it on batches.
+    with torch.no_grad():
+        batch, single = module(torch.from_numpy(example)), module(torch.from_numpy(example[1:]))
+    assert batch.shape == (2, 21, 384, 384)
+    assert torch.allclose(batch[1:], single, atol=1e-4)
 
 
 def test_converted_yolox_takes_batches(yolox_module):
