@@ -64,7 +64,7 @@ def channel_ranges_and_means(model: onnx.ModelProto, tensors: list[str], batches
     probe.graph.output.extend(helper.make_empty_tensor_value_info(t) for t in tensors if t not in known)
     path = scratch.with_suffix(".probe.onnx")
     onnx.save(probe, str(path))
-    session = open_session(path)
+    session = open_session(path, fuse_int8=False)  # Q/DQ as TensorRT computes them (calibration.measure)
     names = [o.name for o in session.get_outputs()]
     wanted = [names.index(t) for t in tensors]
     ranges: dict[str, np.ndarray] = {}

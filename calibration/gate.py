@@ -48,9 +48,10 @@ class Gate:
         """What the scores are measured against, for reports."""
         return f"labels ({self.labels.source})" if self.labels else "fp32 on held-out frames"
 
-    def score(self, model: Path) -> Agreement:
-        """The candidate's agreement with fp32 (or with the labels) on the gate's frames."""
-        found = predictions(self.candidate, self.frames, model)
+    def score(self, model: Path, *, on_cpu: bool = False) -> Agreement:
+        """The candidate's agreement with fp32 (or with the labels) on the gate's frames: computed as TensorRT
+        computes its Q/DQ pairs, or with ``on_cpu`` through ONNX Runtime's own int8 kernels (the CPU variant)."""
+        found = predictions(self.candidate, self.frames, model, as_tensorrt=not on_cpu)
         return self.labels.score(found) if self.labels else agreement(self.bundle.task, self.reference, found)
 
     def passes(self, result: Agreement) -> bool:

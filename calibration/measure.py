@@ -3,6 +3,11 @@
 The INT8 gate and the pruning/distillation report (``compile/report.py``) both compare a changed model with
 the original through the runtime itself: edge's preprocessing, ONNX Runtime, the bundle's decoder, so that a
 difference the user would see is a difference measured here, and nothing else is.
+
+A Q/DQ model made for TensorRT is run with its Q/DQ pairs as written (:data:`AS_TENSORRT`): TensorRT computes
+exactly what they describe, while ONNX Runtime's fused int8 kernels can differ from it. ONNX Runtime 1.32 fuses
+ESPNetv2's pooling MatMuls with per-column weight scales into ``MatMulIntegerToFloat`` and gets whole output columns
+wrong there (0.006 where the Q/DQ graph gives 0.372); fused, the model scores 0.86 fwIoU, as written 0.97.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from calibration.agreement import Agreement, FrameDetections, agreement, perturb
-from edge.backends.onnxruntime import open_session
+from edge.backends import EXTRA_BACKENDS, Backend
+from edge.backends.onnxruntime import OnnxRuntimeBackend, open_session
 from edge.bundle import Bundle, InputSpec
 from edge.errors import UsageError
 from edge.results import Classification, Detections, Poses, Segmentation
@@ -23,6 +29,15 @@ from edge.runner import Runner
 
 LATENCY_RUNS = 30
 CANDIDATE_SCORE = 0.01  # detection candidates keep boxes down to this score (see candidate_bundle)
+AS_TENSORRT = "onnxruntime-unfused"  # the backend that runs Q/DQ pairs as written (see the module docstring)
+
+
+def _open_unfused(bundle: Bundle, *, slots: int, threads: int | None) -> Backend:
+    return OnnxRuntimeBackend(bundle.file("model"), input_shapes={bundle.input.name: bundle.input.shape},
+                              slots=slots, threads=threads, fuse_int8=False)
+
+
+EXTRA_BACKENDS[AS_TENSORRT] = _open_unfused
 
 
 def with_model(bundle: Bundle, model: Path) -> Bundle:
@@ -31,13 +46,16 @@ def with_model(bundle: Bundle, model: Path) -> Bundle:
     return replace(bundle, files={**files, "model": str(Path(model).resolve())})
 
 
-def predictions(bundle: Bundle, frames: Sequence[np.ndarray], model: Path | None = None) -> list:
+def predictions(bundle: Bundle, frames: Sequence[np.ndarray], model: Path | None = None, *,
+                as_tensorrt: bool = False) -> list:
     """Per-frame results of ``model`` (default: the bundle's own) in the form :mod:`calibration.agreement` takes:
-    :class:`FrameDetections`, class maps, ``[P, K, 3]`` keypoints or top-1 class ids."""
+    :class:`FrameDetections`, class maps, ``[P, K, 3]`` keypoints or top-1 class ids. ``as_tensorrt``: Q/DQ pairs
+    run as written, not through ONNX Runtime's int8 kernels."""
     if bundle.needs:
         raise UsageError(f"{bundle.root}: a bundle that runs on another bundle's results (needs.{bundle.needs.kind}) "
                          f"cannot be measured on its own")
-    runner = Runner(with_model(bundle, model) if model is not None else bundle, "onnxruntime")
+    runner = Runner(with_model(bundle, model) if model is not None else bundle,
+                    AS_TENSORRT if as_tensorrt else "onnxruntime")
     try:
         return [_comparable(runner(frame)) for frame in frames]
     finally:

@@ -132,11 +132,11 @@ class _Run:
         trial = self._scored(Trial(name, method, equalized, False, [], self.gate.score(path), path, source, ranges))
         return [trial, self.corrected(trial)]
 
-    def corrected(self, trial: Trial) -> Trial:
+    def corrected(self, trial: Trial, on_cpu: bool = False) -> Trial:
         path = correct_biases(trial.path, self.scratch / f"{trial.name}+bias.onnx",
                               self.batches[:BIAS_FRAMES], self.bundle.input.name)
         return self._scored(Trial(f"{trial.name}+bias", trial.method, trial.equalized, True, [],
-                                  self.gate.score(path), path, trial.source, trial.ranges))
+                                  self.gate.score(path, on_cpu=on_cpu), path, trial.source, trial.ranges))
 
     def _scored(self, trial: Trial) -> Trial:
         say(f"  {trial.name}, {len(trial.kept_in_float)} layer(s) in float: {trial.agreement.describe()}")
@@ -210,9 +210,9 @@ def quantize_bundle(bundle: Bundle, out: Path, config: QuantizeConfig) -> Quanti
         say("quantize: the CPU variant (u8s8)")
         cpu_path = quantize(best.source, run.scratch / "u8s8.onnx", run.reader, best.method, CPU, best.ranges,
                             best.kept_in_float)
-        cpu = Trial("u8s8", best.method, best.equalized, False, best.kept_in_float, run.gate.score(cpu_path),
-                    cpu_path, best.source, best.ranges)
+        cpu = Trial("u8s8", best.method, best.equalized, False, best.kept_in_float,
+                    run.gate.score(cpu_path, on_cpu=True), cpu_path, best.source, best.ranges)
         if best.corrected:
-            cpu = max([cpu, run.corrected(cpu)], key=lambda t: t.score)
+            cpu = max([cpu, run.corrected(cpu, on_cpu=True)], key=lambda t: t.score)
         report = build_report(bundle, config, run, tried, best, cpu, qat, time.monotonic() - started)
         return Quantized(write_int8_bundle(bundle, out, best.path, cpu.path, report), report)

@@ -34,7 +34,7 @@ class Probe:
 
     def __call__(self, model: onnx.ModelProto) -> float:
         onnx.save(model, str(self.path))
-        found = predictions(self.candidate, self.frames, self.path)
+        found = predictions(self.candidate, self.frames, self.path, as_tensorrt=True)
         return agreement(self.bundle.task, self.reference, found).score
 
 

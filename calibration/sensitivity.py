@@ -31,7 +31,7 @@ def rank_nodes(quantized: Path, batches: Iterable[np.ndarray], input_name: str, 
     model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in sorted(wanted - known))
     probe = scratch / "sensitivity.onnx"
     onnx.save(model, str(probe))
-    session = open_session(probe)
+    session = open_session(probe, fuse_int8=False)  # Q/DQ as TensorRT computes them (calibration.measure)
     names = [o.name for o in session.get_outputs()]
     collected: dict[str, list[np.ndarray]] = {}
     for batch in batches:

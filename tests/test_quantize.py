@@ -16,6 +16,7 @@ from calibration.dataset import calibration_set  # noqa: E402
 from calibration.gate import Gate  # noqa: E402
 from calibration.lint import QdqLintError, lint_qdq  # noqa: E402
 from calibration.ptq import TENSORRT, TensorReader, prepare, quantize  # noqa: E402
+from edge.backends.onnxruntime import open_session  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.cli import main  # noqa: E402
 
@@ -180,6 +181,36 @@ def test_the_gate_rejects_a_planted_wrong_scale(yolox_bundle, yolox_set, yolox_g
         scores[name] = yolox_gate.score(tmp_path / f"{name}.onnx")
     assert yolox_gate.passes(scores["calibrated"])
     assert not yolox_gate.passes(scores["broken"]) and scores["broken"].high < yolox_gate.floor.low
+
+
+def test_the_gate_computes_qdq_pairs_as_tensorrt_does(tmp_path):
+    """TensorRT computes what the Q/DQ pairs say; ONNX Runtime's fused int8 kernels need not (1.32 gets whole
+    columns of a MatMul with per-column weight scales on a 4-D input wrong: ESPNetv2's adaptive pooling). The
+    gate's sessions run the pairs as written, and match the arithmetic done by hand."""
+    bins, size = 24, 36
+    pooling = np.zeros((bins, size), np.float32)  # adaptive average pooling 36 → 24, as a matrix
+    for row in range(bins):
+        low, high = row * size // bins, -(-(row + 1) * size // bins)
+        pooling[row, low:high] = 1 / (high - low)
+    weight_scale = pooling.max(axis=1) / 127
+    weight = np.round(pooling.T / weight_scale).astype(np.int8)  # [36, 24], one scale per output column
+    x_scale = np.float32(0.5 / 127)
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zero"], ["x_q"]),
+         helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zero"], ["x_dq"]),
+         helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["w_dq"], axis=1),
+         helper.make_node("MatMul", ["x_dq", "w_dq"], ["y"])],
+        "pooling", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 10, bins, size])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 10, bins, bins])],
+        [numpy_helper.from_array(x_scale, "x_scale"), numpy_helper.from_array(np.int8(0), "x_zero"),
+         numpy_helper.from_array(weight, "w"), numpy_helper.from_array(weight_scale, "w_scale"),
+         numpy_helper.from_array(np.zeros(bins, np.int8), "w_zero")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(tmp_path / "pooling.onnx"))
+    x = np.random.default_rng(0).random((1, 10, bins, size), np.float32) * 0.5
+    by_hand = (np.clip(np.round(x / x_scale), -128, 127) * x_scale) @ (weight.astype(np.float32) * weight_scale)
+    found = open_session(tmp_path / "pooling.onnx", fuse_int8=False).run(None, {"x": x})[0]
+    assert np.abs(found - by_hand).max() <= 1e-6
 
 
 def _fake_quantize(model, tensor, scale):

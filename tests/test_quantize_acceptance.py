@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import onnx
@@ -55,13 +54,10 @@ def test_yolox_nano_int8_on_the_highway_passes_the_gate(yolox_bundle, assets, tm
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("EDGE_ACCEPTANCE"), reason="about 10 minutes on a quiet 2-core machine (every "
-                    "layer measured alone); over CI's budget: run with EDGE_ACCEPTANCE=1")
 def test_espnetv2_int8_on_person_footage_passes_the_gate(espnet_bundle, assets, tmp_path, capsys, monkeypatch):
-    """Nothing passes with every layer quantized (about 0.84 fwIoU): the search finds the MatMuls that resample
-    decoder maps (ESPNetv2 exports its adaptive pooling as R @ X @ R^T) and passes with at most 6 of 139 in float."""
+    """Equalized percentile calibration passes with every layer quantized, scored as TensorRT computes the Q/DQ
+    pairs (ONNX Runtime's fused int8 MatMul got ESPNetv2's pooling wrong and made it look like 0.84 fwIoU)."""
     monkeypatch.setenv("EDGE_CACHE", str(tmp_path / "cache"))
-    report = _passes(espnet_bundle, assets / PERSON, tmp_path, capsys, "--calib-frames", "64", "--holdout-frames",
-                     "64", "--search-budget", "900")
-    assert max(t["score"] for t in report["ptq"]) < report["required"]
-    assert sum("matmul" in layer for layer in report["kept_in_float"]) >= 3
+    report = _passes(espnet_bundle, assets / PERSON, tmp_path, capsys, "--method", "percentile", "--calib-frames",
+                     "32", "--holdout-frames", "32", "--search-budget", "60")
+    assert report["chosen"]["equalized"]

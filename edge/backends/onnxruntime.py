@@ -42,14 +42,20 @@ def _tensor_infos(args: list) -> tuple[TensorInfo, ...]:
     )
 
 
-def open_session(model_path: Path, threads: int | None = None, spin: bool = False) -> ort.InferenceSession:
+def open_session(model_path: Path, threads: int | None = None, spin: bool = False,
+                 fuse_int8: bool = True) -> ort.InferenceSession:
     """An ORT CPU session with explicit threading. ``spin=False`` stops idle intra-op threads from busy-waiting,
-    which would steal the cores that decoding and drawing run on."""
+    which would steal the cores that decoding and drawing run on.
+
+    ``fuse_int8=False`` keeps Q/DQ pairs as the float operations they describe (constant folding only), which is
+    the arithmetic TensorRT runs them with. Fused, ONNX Runtime runs its own int8 kernels, whose results differ:
+    without VNNI, x86 computes s8s8 as u8s8 with VPMADDUBSW, which saturates its 16-bit pair sums."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or usable_cpus()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL if fuse_int8 else \
+        ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.log_severity_level = 3  # old exports warn about initializers listed as inputs; that is not news
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     try:
@@ -65,9 +71,10 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, model_path: Path, *, input_shapes: dict[str, tuple[int, ...]] | None = None,
-                 batch: int = 1, slots: int = 1, threads: int | None = None, spin: bool = False):
+                 batch: int = 1, slots: int = 1, threads: int | None = None, spin: bool = False,
+                 fuse_int8: bool = True):
         super().__init__(model_path)
-        self.session = open_session(self.model_path, threads, spin)
+        self.session = open_session(self.model_path, threads, spin, fuse_int8)
         self.threads = self.session.get_session_options().intra_op_num_threads
         self.inputs = _tensor_infos(self.session.get_inputs())
         self.outputs = _tensor_infos(self.session.get_outputs())
