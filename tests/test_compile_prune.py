@@ -201,21 +201,25 @@ def test_pruned_onet_runs_in_the_runtime_as_a_face_classifier(assets, tmp_path, 
 
 # --- YOLOX-nano's channels: indices map right through onnx2torch's modules; ranking by contribution ----------
 
-def pruned_yolox(assets, batch, importance: str, ratio: float):
-    """(teacher, pruned student, kept-channel map) of YOLOX-nano converted from its ONNX file."""
-    from compile.reconstruct import kept_channels
+YOLOX_EXAMPLE = torch.zeros(1, 3, 416, 416)
 
-    path, example = assets / "models/detection/yolox_nano_416x416.onnx", torch.zeros(1, 3, 416, 416)
+
+def pruned_yolox(assets, batch, importance: str, ratio: float):
+    """(teacher, pruned student, pruning history) of YOLOX-nano converted from its ONNX file."""
+    path = assets / "models/detection/yolox_nano_416x416.onnx"
     teacher, student = convert_onnx(path), convert_onnx(path)
-    result = prune(student, example, PruneConfig(ratio, importance=importance), images=batch)
-    return teacher, student, kept_channels(convert_onnx(path), example, result.history)
+    result = prune(student, YOLOX_EXAMPLE, PruneConfig(ratio, importance=importance), images=batch)
+    return teacher, student, result.history
 
 
 def test_pruned_yolox_equals_the_teacher_with_the_same_channels_silenced(assets, yolox_highway_batch):
     """Torch-Pruning follows YOLOX's Focus slices, CSP concatenations, resizes and head reshapes through
     onnx2torch's modules: the pruned network computes exactly what the unpruned one does with the dropped
     channels' filters and folded biases zeroed (SiLU(0) = 0), so nothing is wired to the wrong channel."""
-    teacher, student, kept = pruned_yolox(assets, yolox_highway_batch, "magnitude", 0.05)
+    from compile.reconstruct import kept_channels
+
+    teacher, student, history = pruned_yolox(assets, yolox_highway_batch, "magnitude", 0.05)
+    kept = kept_channels(convert_onnx(assets / "models/detection/yolox_nano_416x416.onnx"), YOLOX_EXAMPLE, history)
     with torch.no_grad():
         for name, conv in teacher.named_modules():
             if isinstance(conv, torch.nn.Conv2d):
