@@ -3,7 +3,8 @@ distilled on the shared sample footage within a training time budget; prints MAC
 (class-aware and class-agnostic) against the teacher on held-out frames after every stage, the teacher's noise
 floor, and the curve agreement vs training time, with the exact command.
 
-    python -m benchmarks.prune_distill_yolox [--prune 0.3] [--minutes 30] [--curve 3] [--out out/bench_yolox]
+    python -m benchmarks.prune_distill_yolox [--prune 0.3] [--minutes 30] [--curve 3] [--importance contribution]
+        [--lr 1e-3] [--schedule constant|cosine] [--out out/bench_yolox]
 
 The footage: the two clips whose scenes YOLOX-nano finds objects in (people in a room, 0-1 a frame; highway
 traffic, 4-8 cars a frame). Training uses the first four fifths of each clip's sampled frames, the report
@@ -36,20 +37,21 @@ def command(args: argparse.Namespace) -> list[str]:
             "--prune", str(args.prune), "--prune-importance", args.importance,
             "--distill", *(str(ASSETS / f) for f in FOOTAGE), "--frames", str(args.frames),
             "--holdout-split", "end", "--epochs", str(args.epochs), "--distill-minutes", str(args.minutes),
-            "--curve", str(args.curve), "--batch", str(args.batch), "--lr", str(args.lr), "--seed", "0",
-            "--out", str(args.out)]
+            "--curve", str(args.curve), "--batch", str(args.batch), "--lr", str(args.lr),
+            "--lr-schedule", args.schedule, "--seed", "0", "--out", str(args.out)]
 
 
 def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prune", type=float, default=0.3)
-    parser.add_argument("--importance", default="magnitude")
+    parser.add_argument("--importance", default="contribution", help="magnitude, taylor or contribution")
     parser.add_argument("--minutes", type=float, default=30.0, help="distillation time budget")
     parser.add_argument("--curve", type=float, default=3.0, help="score the student every this many minutes")
     parser.add_argument("--epochs", type=int, default=1000, help="at most this many epochs")
     parser.add_argument("--frames", type=int, default=400)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", type=float, default=1e-3, help="relative to each tensor's scale (compile.distill)")
+    parser.add_argument("--schedule", default="constant", help="learning rate schedule: constant or cosine")
     parser.add_argument("--out", default="out/bench_yolox")
     args = parser.parse_args()
     argv = command(args)

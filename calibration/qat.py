@@ -66,7 +66,8 @@ def quantization_aware_distillation(fp32: Path, bundle: Bundle, tensors: np.ndar
     batches = math.ceil(len(frames) / BATCH)
     epochs = max(1, round(steps / batches))
     config = DistillConfig(sources=("calibration frames",), frames=len(frames), epochs=epochs, batch=BATCH,
-                           lr=LEARNING_RATE, weight_decay=0.0, temperature=TEMPERATURE, seed=seed, device="cpu",
+                           lr=LEARNING_RATE, relative_lr=False,  # the plain rate this module was measured at
+                           weight_decay=0.0, temperature=TEMPERATURE, seed=seed, device="cpu",
                            views=0)  # preprocessed tensors, not BGR frames: no augmented views to cache
     outputs = _output_shapes(fp32)
     loss = task_loss(bundle.decoder, TEMPERATURE, outputs, (bundle.input.width, bundle.input.height))

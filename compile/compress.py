@@ -41,7 +41,7 @@ CHECKPOINT = "distill_checkpoint.pt"
 # Tasks whose students also see RandAugment: a classifier's or segmenter's answer survives it; a detector's
 # boxes on sheared, posterised frames are not what the footage will show.
 STRONG_AUGMENTATION = ("classification", "segmentation")
-RECONSTRUCT_FRAMES = 16  # plain training frames the pruned layers are re-solved on
+RECONSTRUCT_FRAMES = 16  # plain training frames the pruned layers are re-solved (and ranked) on
 REPORT = "report.json"
 
 
@@ -105,8 +105,9 @@ def _compress(build: Callable[[], Network], out: Path, name: str, prune_config: 
             say(f"pruning {prune_config.ratio:.0%} of the channels ({prune_config.importance})")
             gradients = _gradient_losses(teacher, loss, augment, train, distill_config)
             pruning = prune(student.module, example, prune_config, keep=teacher.keep, trace=teacher.trace,
-                            gradient_losses=gradients if prune_config.importance == "taylor" else None
-                            ).to_json(prune_config)
+                            gradient_losses=gradients if prune_config.importance == "taylor" else None,
+                            images=_plain_images(augment, train) if prune_config.importance == "contribution"
+                            else None).to_json(prune_config)
             pruned = student.module
         if pruning is not None:
             row, final = judge.measure("pruned", pruned)
@@ -200,12 +201,20 @@ def _gradient_losses(teacher: Network, loss: torch.nn.Module, augment: Augment, 
     return losses
 
 
+def _plain_images(augment: Augment, train: Sequence[np.ndarray]) -> torch.Tensor:
+    """``RECONSTRUCT_FRAMES`` training frames spread over the set, un-augmented, as the model's input batch:
+    what reconstruction re-solves on and contribution importance measures on."""
+    if not train:
+        raise ValueError("contribution importance needs frames: give --distill SOURCE")
+    frames = train[::max(1, len(train) // RECONSTRUCT_FRAMES)][:RECONSTRUCT_FRAMES]
+    return augment.normalise(torch.stack([augment.view(frame, 0, 0) for frame in frames]))
+
+
 def _reconstruct(teacher: Network, pruned: torch.nn.Module, build: Callable[[], Network], history: list,
                  augment: Augment, train: Sequence[np.ndarray]) -> int:
     """Re-solves the pruned convolutions on plain training frames (:mod:`compile.reconstruct`); returns how many."""
-    frames = train[::max(1, len(train) // RECONSTRUCT_FRAMES)][:RECONSTRUCT_FRAMES]
-    say(f"reconstructing the pruned layers on {len(frames)} frames")
-    images = augment.normalise(torch.stack([augment.view(frame, 0, 0) for frame in frames]))
+    images = _plain_images(augment, train)
+    say(f"reconstructing the pruned layers on {len(images)} frames")
     kept = kept_channels(build().module, teacher.example(), history, teacher.trace)
     return len(reconstruct(teacher.module, pruned, kept, images))
 

@@ -5,6 +5,14 @@ and fed to both models (:mod:`compile.augment`); the loss compares raw outputs (
 optionally plus backbone features through 1x1 adapters. Where the augmentation allows (no mixup, no feature
 maps), the views are fixed and the teacher's outputs on them cached (:mod:`compile.teacher_cache`).
 
+A student without normalisation layers (an export with BatchNorm folded into its convolutions, YOLOX-nano)
+gets, unless ``relative_lr`` says otherwise, a learning rate per tensor, ``lr × RMS(tensor)``, as Adafactor's
+relative step: folding leaves weight scales that differ by orders of magnitude between layers (YOLOX-nano's
+stem reads 0..255 pixels, its weights are ~1e-3), and Adam moves every element by about ``lr`` whatever its
+scale, so one step at 1e-4 rewrote the smallest layers and took a reconstructed student's agreement from 0.6
+to 0. With normalisation layers the scales are tamed by them and ``lr`` is the plain one. ``schedule="cosine"``
+lowers the rate to 0 by the last epoch or the time budget's end, whichever comes first.
+
 On the CPU the loop takes as many threads as other processes leave cores free, chosen again every epoch
 (:mod:`compile.threads`); ``threads`` fixes the count. A time budget (``minutes``) stops training at the
 step that spends it.
@@ -18,6 +26,7 @@ interrupted one stopped and ends with the same weights as a run that was never i
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +45,11 @@ from compile.threads import ThreadChooser
 from edge.progress import bar, say
 
 DEVICES = ("auto", "cpu", "cuda")
+# Smallest scale a tensor's relative learning rate uses (Adafactor's ε₂), so a zero-initialised bias still moves.
+RMS_FLOOR = 1e-3
+NORMALISATION = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 HOLDOUT_SPLITS = ("spread", "end")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,8 @@ class DistillConfig:
     minutes: float | None = None  # training time budget: training stops at the step that spends it
     reconstruct: bool = True  # re-solve the pruned layers by least squares before training (compile.reconstruct)
     curve_minutes: float | None = None  # score the student on the held-out frames this often (the report's curve)
+    relative_lr: bool | None = None  # lr × RMS(tensor) per tensor; None: where the student has no normalisation
+    schedule: str = "constant"  # learning rate: "constant", or "cosine" down to 0 at the last epoch or the budget's end
 
     def __post_init__(self):
         if not self.sources:
@@ -74,6 +89,8 @@ class DistillConfig:
             raise ValueError(f"views must be 0 (no cache) or more, not {self.views}")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError(f"the time budget must be positive, not {self.minutes} minutes")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not '{self.schedule}'")
         if self.holdout_split not in HOLDOUT_SPLITS:
             raise ValueError(f"holdout split must be one of {', '.join(HOLDOUT_SPLITS)}, not '{self.holdout_split}'")
         if self.device not in DEVICES:
@@ -179,7 +196,8 @@ class Distiller:
         batches = [order[i:i + self.config.batch] for i in range(0, len(order), self.config.batch)]
         total, steps, started = 0.0, 0, time.monotonic()
         with bar(total=len(batches), desc=f"distil epoch {epoch + 1}/{self.config.epochs}", unit="batch") as shown:
-            for indices in batches:
+            for step, indices in enumerate(batches):
+                self._set_rate(epoch + step / len(batches), time.monotonic() - started)
                 if self.cache is not None:
                     images, targets = self.cache.batch(indices)
                 else:
@@ -197,6 +215,17 @@ class Distiller:
         say(f"distil epoch {epoch + 1}/{self.config.epochs}: loss {record['loss']:.4f}, {steps} batches, "
             f"{self.seconds:.0f} s so far, {threads} thread{'s' if threads > 1 else ''}")
         return record
+
+    def _set_rate(self, epochs_done: float, running: float) -> None:
+        """The cosine schedule's rate for the next step: the share of training done is that of the epochs or
+        of the time budget, whichever is further along (a budget's end is only known in seconds)."""
+        if self.config.schedule == "constant" or self.optimizer is None:
+            return
+        done = epochs_done / self.config.epochs
+        if self.config.minutes is not None:
+            done = max(done, (self.seconds + running) / (self.config.minutes * 60))
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
 
     def _set_threads(self) -> int:
         """The CPU thread count of this epoch: the configured one, else as many as the machine has free cores."""
@@ -222,7 +251,14 @@ class Distiller:
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         parameters = list(self.student.parameters()) + (list(self.features.parameters()) if self.features else [])
-        return torch.optim.AdamW(parameters, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        relative = not has_normalisation(self.student) if self.config.relative_lr is None else self.config.relative_lr
+        if not relative:
+            groups = [{"params": parameters, "initial_lr": self.config.lr}]
+        else:
+            groups = [{"params": [p], "initial_lr": self.config.lr * max(float(p.detach().pow(2).mean().sqrt()),
+                                                                        RMS_FLOOR)} for p in parameters]
+        return torch.optim.AdamW([{**group, "lr": group["initial_lr"]} for group in groups], lr=self.config.lr,
+                                 weight_decay=self.config.weight_decay)
 
     def state(self) -> dict[str, Any]:
         rng = {"torch": torch.get_rng_state()}
@@ -248,6 +284,11 @@ class Distiller:
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+
+def has_normalisation(module: nn.Module) -> bool:
+    """Whether any layer of ``module`` normalises its activations (BatchNorm, GroupNorm, LayerNorm, …)."""
+    return any(isinstance(m, NORMALISATION) for m in module.modules())
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

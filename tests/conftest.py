@@ -66,6 +66,25 @@ def yolox_bundle(assets, bundle_dir):
 
 
 @pytest.fixture(scope="session")
+def highway_frames(assets) -> list:
+    """Eight BGR frames of the highway clip (4-8 cars each), spread over it."""
+    from calibration.frames import sample_frames
+
+    return [f.image for f in sample_frames([str(assets / "videos/bgslibrary_highway_traffic_320x240.avi")], 8)]
+
+
+@pytest.fixture(scope="session")
+def yolox_highway_batch(yolox_bundle, highway_frames):
+    """The highway frames as YOLOX-nano's input batch, letterboxed as deployed (compile tests)."""
+    import torch
+
+    from compile.augment import Augment
+
+    augment = Augment(yolox_bundle.input, mixup=False)
+    return augment.normalise(torch.stack([augment.view(frame, 0, 0) for frame in highway_frames]))
+
+
+@pytest.fixture(scope="session")
 def espnet_bundle(assets, bundle_dir):
     """ESPNetv2 VOC-21: RGB, ImageNet mean/std, plain resize to 384 × 384; per-pixel argmax."""
     return demo.espnet_bundle(assets, bundle_dir)

@@ -85,15 +85,21 @@ def add_int8_options(parser: argparse.ArgumentParser) -> None:
 def add_compress_options(parser: argparse.ArgumentParser) -> None:
     prune = parser.add_argument_group("pruning")
     prune.add_argument("--prune", type=float, metavar="RATIO", help="remove this fraction of channels, e.g. 0.5")
-    prune.add_argument("--prune-importance", choices=("magnitude", "taylor"), default="magnitude",
-                       help="channel ranking: weight magnitude, or Taylor (gradients on --distill frames)")
+    prune.add_argument("--prune-importance", choices=("magnitude", "taylor", "contribution"), default="magnitude",
+                       help="channel ranking: weight magnitude, Taylor (gradients on --distill frames), or "
+                            "contribution (what each channel feeds the next layers on --distill frames; for "
+                            "exports with BatchNorm folded, such as YOLOX)")
     prune.add_argument("--prune-global", action="store_true", help="rank channels across layers, not per layer")
     distill = parser.add_argument_group("distillation (teacher: the original model; no labels needed)")
     distill.add_argument("--distill", nargs="+", metavar="SOURCE", help="footage to distil on (videos, folders)")
     distill.add_argument("--frames", type=int, default=200, help="frames sampled from the footage (default 200)")
     distill.add_argument("--epochs", type=int, default=10)
     distill.add_argument("--batch", type=int, default=8)
-    distill.add_argument("--lr", type=float, default=1e-3)
+    distill.add_argument("--lr", type=float, default=1e-3,
+                         help="learning rate (relative to each weight tensor's scale where the model has no "
+                              "normalisation layers, e.g. BatchNorm folded)")
+    distill.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                         help="cosine: down to 0 by the last epoch or the end of --distill-minutes")
     distill.add_argument("--temperature", type=float, default=2.0, help="KL temperature for class scores")
     distill.add_argument("--seed", type=int, default=0)
     distill.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint in --out")
@@ -193,6 +199,7 @@ def _compile_compressed(args: argparse.Namespace, int8=None) -> int:
             ratio=args.prune, importance=args.prune_importance, global_pruning=args.prune_global)
         distill = None if not args.distill else DistillConfig(
             sources=tuple(args.distill), frames=args.frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
+            schedule=args.lr_schedule,
             temperature=args.temperature, seed=args.seed, freeze_backbone_epochs=args.freeze_backbone_epochs,
             features=args.features, device=args.device, resume=args.resume,
             mixup=args.task in ("classification", "segmentation") if args.mixup is None else args.mixup,
@@ -200,8 +207,8 @@ def _compile_compressed(args: argparse.Namespace, int8=None) -> int:
             reconstruct=args.reconstruct, curve_minutes=args.curve)
     except ValueError as e:
         raise UsageError(f"edge compile: {e}") from None
-    if prune is not None and prune.importance == "taylor" and distill is None:
-        raise UsageError("--prune-importance taylor: needs frames for its gradients; give --distill SOURCE")
+    if prune is not None and prune.importance in ("taylor", "contribution") and distill is None:
+        raise UsageError(f"--prune-importance {prune.importance}: needs frames to measure on; give --distill SOURCE")
     checkpoint = _checkpoints(args.checkpoint)
     if args.model == "mtcnn":
         from compile.mtcnn_compress import compress_mtcnn
