@@ -48,8 +48,9 @@ def open_session(model_path: Path, threads: int | None = None, spin: bool = Fals
     which would steal the cores that decoding and drawing run on.
 
     ``fuse_int8=False`` keeps Q/DQ pairs as the float operations they describe (constant folding only), which is
-    the arithmetic TensorRT runs them with. Fused, ONNX Runtime runs its own int8 kernels, whose results differ:
-    without VNNI, x86 computes s8s8 as u8s8 with VPMADDUBSW, which saturates its 16-bit pair sums."""
+    the arithmetic TensorRT runs them with. Fused, ONNX Runtime runs its own int8 kernels, whose results can differ:
+    1.32's ``MatMulIntegerToFloat`` gets whole columns wrong with per-column weight scales on a 4-D input
+    (``tests/test_quantize.py``)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or usable_cpus()
     options.inter_op_num_threads = 1
