@@ -156,6 +156,8 @@ def cost(model: nn.Module, example: Any) -> tuple[int, int]:
 class ContributionImportance(tp.importance.Importance):
     """A channel's importance: what it adds to the layers that read it, ``Σ ‖W_reader[:, c]‖ · RMS(x_c)`` over
     every convolution (ungrouped) or linear layer in its group that reads it, the RMS measured on ``images``.
+    A reader's input channels map to the group's channels through ``root_idxs``: a concatenation that reads
+    one layer several times (YOLOX's SPP block reads its convolution and three max-pools of it) adds up there.
 
     Weight magnitude alone ranks the channels of a BatchNorm-folded export (YOLOX-nano) by a scale folding
     made arbitrary: a channel's weights can be small while its output is large and steady (folded BatchNorm
@@ -171,13 +173,15 @@ class ContributionImportance(tp.importance.Importance):
     @torch.no_grad()
     def __call__(self, group: tp.dependency.Group) -> torch.Tensor | None:
         total = None
-        for dep, idxs in group:
-            layer = dep.layer
-            if dep.pruning_fn not in _READS or layer not in self.rms or getattr(layer, "groups", 1) != 1:
+        for position, (dep, idxs) in enumerate(group):
+            layer, roots = dep.layer, group[position].root_idxs
+            if dep.pruning_fn not in _READS or layer not in self.rms or getattr(layer, "groups", 1) != 1 \
+                    or any(root is None for root in roots):
                 continue
             reach = layer.weight.transpose(0, 1).flatten(1).norm(dim=1)  # ‖W[:, c]‖ per input channel c
-            local = (reach * self.rms[layer])[idxs]
-            total = local if total is None else total + local
+            if total is None:
+                total = torch.zeros(len(group[0].idxs))
+            total.scatter_add_(0, torch.tensor(roots), (reach * self.rms[layer])[idxs].float())
         return self.magnitude(group) if total is None else total
 
 

@@ -47,6 +47,10 @@ def reconstruct(teacher: nn.Module, student: nn.Module, kept: dict[str, torch.Te
                 rows: int = ROWS, ridge: float = RIDGE) -> list[str]:
     """Re-solves the student's convolutions in place on ``images`` (a normalised batch); returns the names
     of those it re-solved."""
+    for name, conv in _convolutions(student).items():
+        if len(kept[name]) != conv.out_channels:
+            raise ValueError(f"{name}: the replayed pruning history keeps {len(kept[name])} channels, the pruned "
+                             f"model {conv.out_channels}; the pruner thinned this layer inconsistently")
     targets: dict[str, tuple[torch.Tensor, list[torch.Tensor]]] = {}
     solved: list[str] = []
 

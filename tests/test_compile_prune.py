@@ -218,13 +218,17 @@ def pruned_yolox(assets, batch, importance: str, ratio: float):
     return teacher, student, result.history
 
 
-def test_pruned_yolox_equals_the_teacher_with_the_same_channels_silenced(assets, yolox_highway_batch):
+@pytest.mark.parametrize("importance, ratio", [("magnitude", 0.05), ("contribution", 0.15)])
+def test_pruned_yolox_equals_the_teacher_with_the_same_channels_silenced(assets, yolox_highway_batch, importance,
+                                                                         ratio):
     """Torch-Pruning follows YOLOX's Focus slices, CSP concatenations, resizes and head reshapes through
     onnx2torch's modules: the pruned network computes exactly what the unpruned one does with the dropped
-    channels' filters and folded biases zeroed (SiLU(0) = 0), so nothing is wired to the wrong channel."""
+    channels' filters and folded biases zeroed (SiLU(0) = 0), so nothing is wired to the wrong channel.
+    Contribution importance ranks the SPP convolution, which one concatenation reads four times, in its own
+    channels (they once came out in the concatenation's 512 and thinned it to 23 of 128 channels)."""
     from compile.reconstruct import kept_channels
 
-    teacher, student, history = pruned_yolox(assets, yolox_highway_batch, "magnitude", 0.05)
+    teacher, student, history = pruned_yolox(assets, yolox_highway_batch, importance, ratio)
     kept = kept_channels(convert_onnx(assets / "models/detection/yolox_nano_416x416.onnx"), YOLOX_EXAMPLE, history)
     with torch.no_grad():
         for name, conv in teacher.named_modules():
@@ -235,6 +239,8 @@ def test_pruned_yolox_equals_the_teacher_with_the_same_channels_silenced(assets,
                 conv.bias[dropped] = 0
         assert sum(int(len(kept[n]) < c.out_channels) for n, c in teacher.named_modules() if n in kept) > 50
         torch.testing.assert_close(student(yolox_highway_batch), teacher(yolox_highway_batch), atol=1e-4, rtol=1e-4)
+    spp = student.get_submodule("Conv_168")  # 128 channels, read by cat[x, pool5(x), pool9(x), pool13(x)]
+    assert 128 - round(128 * ratio) - 1 <= spp.out_channels <= 128 - round(128 * ratio) + 1
 
 
 def test_contribution_keeps_yolox_detecting_where_weight_magnitude_loses_it(assets, yolox_highway_batch):

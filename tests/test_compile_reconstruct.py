@@ -75,3 +75,10 @@ def test_reconstruction_brings_the_outputs_back_and_is_exact_where_inputs_are_un
     assert after < 0.5 * before, (float(before), float(after))
     # The stem reads the unpruned input: least squares finds the teacher's own kept filters again.
     torch.testing.assert_close(stem, teacher.stem(held)[:, kept["stem"]], atol=1e-4, rtol=1e-4)
+
+
+def test_a_channel_map_that_disagrees_with_the_pruned_model_is_refused(pruned):
+    teacher, student, kept = pruned
+    wrong = {**kept, "stem": kept["stem"][:-1]}
+    with pytest.raises(ValueError, match="stem: the replayed pruning history keeps 7 channels, the pruned model 8"):
+        reconstruct(teacher, student, wrong, torch.randn(2, 3, 32, 32))
