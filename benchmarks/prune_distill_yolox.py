@@ -3,8 +3,11 @@ distilled on the shared sample footage within a training time budget; prints MAC
 (class-aware and class-agnostic) against the teacher on held-out frames after every stage, the teacher's noise
 floor, and the curve agreement vs training time, with the exact command.
 
-    python -m benchmarks.prune_distill_yolox [--prune 0.3] [--minutes 30] [--curve 3] [--importance contribution]
-        [--lr 1e-3] [--schedule constant|cosine] [--out out/bench_yolox]
+    python -m benchmarks.prune_distill_yolox [--prune 0.3] [--macs 0.6] [--minutes 30] [--curve 3]
+        [--importance contribution] [--lr 1e-3] [--schedule constant|cosine] [--out out/bench_yolox]
+
+``--macs 0.6`` (the issue's budget) spares the channel groups costliest to prune while the model stays within
+0.6x the original's MACs (``edge compile --prune-macs``); ``--macs 0`` prunes every group alike.
 
 The footage: the two clips whose scenes YOLOX-nano finds objects in (people in a room, 0-1 a frame; highway
 traffic, 4-8 cars a frame). Training uses the first four fifths of each clip's sampled frames, the report
@@ -35,6 +38,7 @@ def command(args: argparse.Namespace) -> list[str]:
             "--decoder", "yolox", "--labels", str(ASSETS / "models/detection/coco80.names"), "--color", "bgr",
             "--resize", "letterbox", "--pad-value", "114", "--name", "yolox_nano_pruned",
             "--prune", str(args.prune), "--prune-importance", args.importance,
+            *(["--prune-macs", str(args.macs)] if args.macs else []),
             "--distill", *(str(ASSETS / f) for f in FOOTAGE), "--frames", str(args.frames),
             "--holdout-split", "end", "--epochs", str(args.epochs), "--distill-minutes", str(args.minutes),
             "--curve", str(args.curve), "--batch", str(args.batch), "--lr", str(args.lr),
@@ -44,6 +48,7 @@ def command(args: argparse.Namespace) -> list[str]:
 def run() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prune", type=float, default=0.3)
+    parser.add_argument("--macs", type=float, default=0.6, help="MAC budget, share of the original (0: uniform)")
     parser.add_argument("--importance", default="contribution", help="magnitude, taylor or contribution")
     parser.add_argument("--minutes", type=float, default=30.0, help="distillation time budget")
     parser.add_argument("--curve", type=float, default=3.0, help="score the student every this many minutes")
@@ -63,6 +68,8 @@ def run() -> int:
           f"{os.getloadavg()}", flush=True)
     if code == 0:
         block = json.loads((Path(args.out) / "bundle.json").read_text())["compile"]
+        if "spared" in block["pruning"]:
+            print(f"spared channel groups: {', '.join(block['pruning']['spared']) or 'none'}")
         print("training s  epoch  threads  loss      agreement (class-aware / class-agnostic mAP@0.5)")
         for epoch in block["distillation"]["epochs_run"]:
             found = epoch.get("agreement")

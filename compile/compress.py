@@ -30,6 +30,7 @@ from compile.families import Network
 from compile.losses import task_loss
 from compile.prune import PruneConfig, dependency_graph, output_layers, prune, replay
 from compile.reconstruct import kept_channels, reconstruct
+from compile.sensitivity import spared_groups
 from compile.threads import ThreadChooser
 from edge.bundle import Bundle, write_bundle
 from edge.decoders import DECODERS
@@ -104,10 +105,19 @@ def _compress(build: Callable[[], Network], out: Path, name: str, prune_config: 
         elif prune_config is not None:
             say(f"pruning {prune_config.ratio:.0%} of the channels ({prune_config.importance})")
             gradients = _gradient_losses(teacher, loss, augment, train, distill_config)
-            pruning = prune(student.module, example, prune_config, keep=teacher.keep, trace=teacher.trace,
-                            gradient_losses=gradients if prune_config.importance == "taylor" else None,
-                            images=_plain_images(augment, train) if prune_config.importance == "contribution"
-                            else None).to_json(prune_config)
+            images = _plain_images(augment, train) if prune_config.importance == "contribution" \
+                or prune_config.macs_budget is not None else None
+            spared, costs = _spared(teacher, loss, prune_config, images)
+            pruning = prune(student.module, example, prune_config, keep=teacher.keep + tuple(spared),
+                            trace=teacher.trace, gradient_losses=gradients if prune_config.importance == "taylor"
+                            else None, images=images).to_json(prune_config)
+            if costs:
+                pruning["spared"] = spared
+                pruning["group_costs"] = [asdict(cost) for cost in costs]
+                share = pruning["macs"][1] / pruning["macs"][0]
+                if share > prune_config.macs_budget:
+                    say(f"the pruned model keeps {share:.2f}x of the MACs, over --prune-macs "
+                        f"{prune_config.macs_budget}: prune a larger share (--prune)")
             pruned = student.module
         if pruning is not None:
             row, final = judge.measure("pruned", pruned)
@@ -199,6 +209,22 @@ def _gradient_losses(teacher: Network, loss: torch.nn.Module, augment: Augment, 
                 targets = as_tuple(teacher.module(images))
             yield loss(as_tuple(model(images)), targets, hard=True)
     return losses
+
+
+def _spared(teacher: Network, loss: torch.nn.Module | None, config: PruneConfig,
+            images: torch.Tensor | None) -> tuple[list[str], list]:
+    """The groups ``--prune-macs`` leaves whole (:mod:`compile.sensitivity`), and every group's cost; none without
+    a budget."""
+    if config.macs_budget is None:
+        return [], []
+    if loss is None or images is None:
+        raise UsageError("--prune-macs: needs the distillation loss and frames; give --distill SOURCE")
+    say(f"measuring what pruning each channel group costs, to stay within {config.macs_budget:.2f}x MACs")
+    spared, costs = spared_groups(teacher.module, teacher.example(), config, config.macs_budget, images,
+                                  lambda ours, theirs: loss(as_tuple(ours), as_tuple(theirs)), keep=teacher.keep,
+                                  trace=teacher.trace)
+    say(f"sparing {len(spared)} of {len(costs)} channel groups: {', '.join(spared) or 'none'}")
+    return spared, costs
 
 
 def _plain_images(augment: Augment, train: Sequence[np.ndarray]) -> torch.Tensor:

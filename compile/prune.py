@@ -45,10 +45,15 @@ class PruneConfig:
     max_layer_ratio: float = 0.9  # global pruning never thins one layer more than this
     round_to: int | None = None  # keep channel counts a multiple of this (tensor cores like 8)
     taylor_batches: int = 4  # batches whose gradients Taylor importance accumulates
+    # At most this share of the original MACs: the groups costliest to prune are spared while it allows
+    # (compile.sensitivity); None: every group loses `ratio`.
+    macs_budget: float | None = None
 
     def __post_init__(self):
         if not 0 < self.ratio < 1:
             raise ValueError(f"pruning ratio must be between 0 and 1, not {self.ratio}")
+        if self.macs_budget is not None and not 0 < self.macs_budget <= 1:
+            raise ValueError(f"the MAC budget is a share of the original's, between 0 and 1, not {self.macs_budget}")
         if self.importance not in IMPORTANCES:
             raise ValueError(f"importance must be one of {', '.join(IMPORTANCES)}, not '{self.importance}'")
 
@@ -66,7 +71,8 @@ class PruneResult:
 
     def to_json(self, config: PruneConfig) -> dict[str, Any]:
         return {"ratio": config.ratio, "importance": config.importance, "global": config.global_pruning,
-                "layer_ratios": dict(config.layer_ratios), "kept_layers": self.kept_layers,
+                "layer_ratios": dict(config.layer_ratios), "macs_budget": config.macs_budget,
+                "kept_layers": self.kept_layers,
                 "params": [self.params_before, self.params_after], "macs": [self.macs_before, self.macs_after],
                 "history": self.history}
 

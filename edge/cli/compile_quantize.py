@@ -90,6 +90,9 @@ def add_compress_options(parser: argparse.ArgumentParser) -> None:
                             "contribution (what each channel feeds the next layers on --distill frames; for "
                             "exports with BatchNorm folded, such as YOLOX)")
     prune.add_argument("--prune-global", action="store_true", help="rank channels across layers, not per layer")
+    prune.add_argument("--prune-macs", type=float, metavar="SHARE",
+                       help="at most this share of the original MACs, e.g. 0.6: the channel groups whose pruning "
+                            "costs most per MAC saved (measured on --distill frames) are left whole while it allows")
     distill = parser.add_argument_group("distillation (teacher: the original model; no labels needed)")
     distill.add_argument("--distill", nargs="+", metavar="SOURCE", help="footage to distil on (videos, folders)")
     distill.add_argument("--frames", type=int, default=200, help="frames sampled from the footage (default 200)")
@@ -196,7 +199,8 @@ def _compile_compressed(args: argparse.Namespace, int8=None) -> int:
 
     try:
         prune = None if args.prune is None else PruneConfig(
-            ratio=args.prune, importance=args.prune_importance, global_pruning=args.prune_global)
+            ratio=args.prune, importance=args.prune_importance, global_pruning=args.prune_global,
+            macs_budget=args.prune_macs)
         distill = None if not args.distill else DistillConfig(
             sources=tuple(args.distill), frames=args.frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
             schedule=args.lr_schedule,
@@ -209,6 +213,8 @@ def _compile_compressed(args: argparse.Namespace, int8=None) -> int:
         raise UsageError(f"edge compile: {e}") from None
     if prune is not None and prune.importance in ("taylor", "contribution") and distill is None:
         raise UsageError(f"--prune-importance {prune.importance}: needs frames to measure on; give --distill SOURCE")
+    if prune is not None and prune.macs_budget is not None and distill is None:
+        raise UsageError("--prune-macs: needs frames to measure each group's cost on; give --distill SOURCE")
     checkpoint = _checkpoints(args.checkpoint)
     if args.model == "mtcnn":
         from compile.mtcnn_compress import compress_mtcnn
