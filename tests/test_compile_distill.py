@@ -168,6 +168,8 @@ def test_an_interrupted_run_resumes_to_the_same_weights(assets, tmp_path, monkey
     (["--prune", "1.5"], "pruning ratio must be between 0 and 1"),
     (["--prune", "0.5", "--prune-importance", "taylor"], "needs frames to measure on"),
     (["--prune", "0.5", "--prune-importance", "contribution"], "needs frames to measure on"),
+    (["--prune", "0.5", "--prune-macs", "0.6"], "--prune-macs: needs frames"),
+    (["--prune", "0.5", "--prune-macs", "1.5", "--distill", "x.mp4"], "the MAC budget is a share"),
 ])
 def test_bad_compress_options_are_usage_errors(tmp_path, capsys, extra, message):
     args = ["compile", "--model", "resnet18", "--task", "classification", "--out", str(tmp_path), *extra]
