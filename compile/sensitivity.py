@@ -27,10 +27,12 @@ from torch import nn
 
 from compile.prune import PruneConfig, PruningHistory, Trace, dependency_graph, prune
 
-F = tp.pruner.function
-SILENCED = (F.prune_conv_out_channels, F.prune_depthwise_conv_out_channels, F.prune_linear_out_channels,
-            F.prune_batchnorm_out_channels)  # where zeroing weight and bias rows removes the channel's output
-THINNED_INPUTS = (F.prune_conv_in_channels, F.prune_linear_in_channels)  # a depthwise conv counts once, as output
+PRUNING = tp.pruner.function
+# Where zeroing weight and bias rows removes the channel's output.
+SILENCED = (PRUNING.prune_conv_out_channels, PRUNING.prune_depthwise_conv_out_channels,
+            PRUNING.prune_linear_out_channels, PRUNING.prune_batchnorm_out_channels)
+# Layers whose inputs a group thins; a depthwise convolution is counted once, by its outputs.
+THINNED_INPUTS = (PRUNING.prune_conv_in_channels, PRUNING.prune_linear_in_channels)
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (silenced model's outputs, original's) → scalar
 
 
