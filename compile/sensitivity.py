@@ -64,9 +64,8 @@ def group_costs(model: nn.Module, example: Any, history: PruningHistory, images:
     """Every history step's group, silenced alone in a copy of ``model`` and scored on ``images``."""
     model = deepcopy(model).eval()
     graph = dependency_graph(model, example, trace)
-    macs = _layer_macs(model, example, trace)
-    total = sum(macs.values())
     with torch.no_grad():
+        total, _, macs, _ = tp.utils.count_ops_and_params(model, example, layer_wise=True)  # as cost() counts
         reference = _run(model, images, trace)
     costs = []
     for root, is_out, idxs in history:
@@ -74,7 +73,7 @@ def group_costs(model: nn.Module, example: Any, history: PruningHistory, images:
         pruner = graph.get_pruner_of_module(module)
         group = graph.get_pruning_group(module, pruner.prune_out_channels if is_out else pruner.prune_in_channels,
                                         idxs)
-        saved = sum(len(i) / _width(dep.layer, dep.pruning_fn in SILENCED) * macs.get(dep.layer, 0)
+        saved = sum(len(i) / _width(graph, dep.layer, dep.pruning_fn in SILENCED) * macs.get(dep.layer, 0)
                     for dep, i in group if dep.pruning_fn in SILENCED + THINNED_INPUTS)
         with torch.no_grad(), _silenced(group):
             costs.append(GroupCost(root, float(loss(_run(model, images, trace), reference)), saved / total))
@@ -103,27 +102,6 @@ def _run(model: nn.Module, images: torch.Tensor, trace: Trace) -> Any:
     return model(images) if trace is None else trace(model, images)
 
 
-def _width(layer: nn.Module, outputs: bool) -> int:
-    if isinstance(layer, nn.Linear):
-        return layer.out_features if outputs else layer.in_features
-    if isinstance(layer, nn.modules.batchnorm._NormBase):
-        return layer.num_features
-    return layer.out_channels if outputs else layer.in_channels
-
-
-def _layer_macs(model: nn.Module, example: Any, trace: Trace) -> dict[nn.Module, float]:
-    """Multiply-accumulates of every convolution and linear layer in one forward pass on ``example``."""
-    macs: dict[nn.Module, float] = {}
-
-    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        per_output = module.weight[0].numel()  # in_channels / groups × kernel area, or in_features
-        macs[module] = macs.get(module, 0.0) + output.numel() / len(output) * per_output
-
-    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
-        with torch.no_grad():
-            _run(model, example, trace)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return macs
+def _width(graph: tp.DependencyGraph, layer: nn.Module, outputs: bool) -> int:
+    pruner = graph.get_pruner_of_module(layer)
+    return pruner.get_out_channels(layer) if outputs else pruner.get_in_channels(layer)
