@@ -4,7 +4,7 @@ distilled on the shared sample footage within a training time budget; prints MAC
 floor, and the curve agreement vs training time, with the exact command.
 
     python -m benchmarks.prune_distill_yolox [--prune 0.3] [--macs 0.6] [--minutes 30] [--curve 3]
-        [--importance contribution] [--lr 1e-3] [--schedule constant|cosine] [--out out/bench_yolox]
+        [--importance contribution] [--lr 1e-3] [--schedule wsd|cosine|constant] [--warmup 100] [--out out/bench_yolox]
 
 ``--macs 0.6`` (the issue's budget) spares the channel groups costliest to prune while the model stays within
 0.6x the original's MACs (``edge compile --prune-macs``); ``--macs 0`` prunes every group alike.
@@ -42,7 +42,7 @@ def command(args: argparse.Namespace) -> list[str]:
             "--distill", *(str(ASSETS / f) for f in FOOTAGE), "--frames", str(args.frames),
             "--holdout-split", "end", "--epochs", str(args.epochs), "--distill-minutes", str(args.minutes),
             "--curve", str(args.curve), "--batch", str(args.batch), "--lr", str(args.lr),
-            "--lr-schedule", args.schedule, "--seed", "0", "--out", str(args.out)]
+            "--lr-schedule", args.schedule, "--lr-warmup", str(args.warmup), "--seed", "0", "--out", str(args.out)]
 
 
 def run() -> int:
@@ -56,7 +56,8 @@ def run() -> int:
     parser.add_argument("--frames", type=int, default=400)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3, help="relative to each tensor's scale (compile.distill)")
-    parser.add_argument("--schedule", default="constant", help="learning rate schedule: constant or cosine")
+    parser.add_argument("--schedule", default="wsd", help="learning rate schedule: wsd, cosine or constant")
+    parser.add_argument("--warmup", type=int, default=100, help="optimizer steps the rate rises over")
     parser.add_argument("--out", default="out/bench_yolox")
     args = parser.parse_args()
     argv = command(args)

@@ -10,8 +10,16 @@ gets, unless ``relative_lr`` says otherwise, a learning rate per tensor, ``lr ×
 relative step: folding leaves weight scales that differ by orders of magnitude between layers (YOLOX-nano's
 stem reads 0..255 pixels, its weights are ~1e-3), and Adam moves every element by about ``lr`` whatever its
 scale, so one step at 1e-4 rewrote the smallest layers and took a reconstructed student's agreement from 0.6
-to 0. With normalisation layers the scales are tamed by them and ``lr`` is the plain one. ``schedule="cosine"``
-lowers the rate to 0 by the last epoch or the time budget's end, whichever comes first.
+to 0. With normalisation layers the scales are tamed by them and ``lr`` is the plain one.
+
+``warmup_steps`` raise the rate linearly at the start, as YOLOX and Ultralytics train: Adam's first steps move
+every weight by the full rate in the sign of its gradient, and a student that starts close to the teacher
+(reconstructed after pruning) is thrown far from it; one step at a relative 1e-3 took YOLOX-nano pruned by 2 %
+from a loss of 1.37 to 7.4. ``schedule="cosine"`` lowers the rate to 0 by the last epoch or the time budget's
+end, whichever comes first; ``schedule="wsd"`` (warmup-stable-decay) keeps it until the last fifth of training
+and lowers it linearly to 0 there, so that most of the budget runs at the full rate, which a heavily pruned
+student needs to learn fast enough, and the end settles the weights (on YOLOX-nano pruned 30 % the decay
+lowers the loss by a sixth; the agreement with the teacher stays within its noise).
 
 On the CPU the loop takes as many threads as other processes leave cores free, chosen again every epoch
 (:mod:`compile.threads`); ``threads`` fixes the count. A time budget (``minutes``) stops training at the
@@ -49,7 +57,8 @@ DEVICES = ("auto", "cpu", "cuda")
 RMS_FLOOR = 1e-3
 NORMALISATION = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 HOLDOUT_SPLITS = ("spread", "end")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "wsd")
+DECAY_SHARE = 0.2  # the "wsd" schedule's decay: the last fifth of the epochs or the time budget
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,10 @@ class DistillConfig:
     reconstruct: bool = True  # re-solve the pruned layers by least squares before training (compile.reconstruct)
     curve_minutes: float | None = None  # score the student on the held-out frames this often (the report's curve)
     relative_lr: bool | None = None  # lr × RMS(tensor) per tensor; None: where the student has no normalisation
-    schedule: str = "constant"  # learning rate: "constant", or "cosine" down to 0 at the last epoch or the budget's end
+    # learning rate: "constant"; "cosine" down to 0 at the last epoch or the budget's end; "wsd" constant, then
+    # linearly down to 0 over the last DECAY_SHARE of them
+    schedule: str = "constant"
+    warmup_steps: int = 0  # the rate rises linearly from lr / warmup_steps to lr over the first optimizer steps
 
     def __post_init__(self):
         if not self.sources:
@@ -87,6 +99,8 @@ class DistillConfig:
             raise ValueError(f"threads must be at least 1, not {self.threads}")
         if self.views < 0:
             raise ValueError(f"views must be 0 (no cache) or more, not {self.views}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup steps must be 0 (none) or more, not {self.warmup_steps}")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError(f"the time budget must be positive, not {self.minutes} minutes")
         if self.schedule not in SCHEDULES:
@@ -151,6 +165,7 @@ class Distiller:
         self.epoch = 0
         self.seconds = 0.0  # training time so far, carried over by a resume
         self.history: list[dict[str, Any]] = []  # one record per epoch run
+        self.rate = 1.0  # the next step's learning rate as a share of lr (warmup and schedule, see _rate)
         self.cache: TeacherCache | None = None
         self.threads = ThreadChooser()
 
@@ -195,9 +210,10 @@ class Distiller:
         order = torch.randperm(len(frames)).tolist()
         batches = [order[i:i + self.config.batch] for i in range(0, len(order), self.config.batch)]
         total, steps, started = 0.0, 0, time.monotonic()
+        steps_before = sum(record["steps"] for record in self.history)
         with bar(total=len(batches), desc=f"distil epoch {epoch + 1}/{self.config.epochs}", unit="batch") as shown:
             for step, indices in enumerate(batches):
-                self._set_rate(epoch + step / len(batches), time.monotonic() - started)
+                self.rate = self._rate(steps_before + step, epoch + step / len(batches), time.monotonic() - started)
                 if self.cache is not None:
                     images, targets = self.cache.batch(indices)
                 else:
@@ -216,16 +232,19 @@ class Distiller:
             f"{self.seconds:.0f} s so far, {threads} thread{'s' if threads > 1 else ''}")
         return record
 
-    def _set_rate(self, epochs_done: float, running: float) -> None:
-        """The cosine schedule's rate for the next step: the share of training done is that of the epochs or
-        of the time budget, whichever is further along (a budget's end is only known in seconds)."""
-        if self.config.schedule == "constant" or self.optimizer is None:
-            return
+    def _rate(self, steps_done: int, epochs_done: float, running: float) -> float:
+        """The next step's learning rate as a share of ``lr``: the warmup's linear rise over its first steps, times
+        the schedule's factor, whose share of training done is that of the epochs or of the time budget,
+        whichever is further along (a budget's end is only known in seconds)."""
+        rate = min(1.0, (steps_done + 1) / self.config.warmup_steps) if self.config.warmup_steps else 1.0
+        if self.config.schedule == "constant":
+            return rate
         done = epochs_done / self.config.epochs
         if self.config.minutes is not None:
             done = max(done, (self.seconds + running) / (self.config.minutes * 60))
-        for group in self.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+        if self.config.schedule == "cosine":
+            return rate * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+        return rate * min(1.0, max(0.0, (1 - done) / DECAY_SHARE))
 
     def _set_threads(self) -> int:
         """The CPU thread count of this epoch: the configured one, else as many as the machine has free cores."""
@@ -244,6 +263,8 @@ class Distiller:
             loss = loss + self.config.feature_weight * self.features(student_tap.maps, teacher_tap.maps)
         if self.optimizer is None:
             self.optimizer = self._make_optimizer()
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * self.rate
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

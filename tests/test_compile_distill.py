@@ -111,14 +111,19 @@ class TwoConvs(torch.nn.Module):
         return (self.second(torch.relu(self.norm(self.first(x)))).mean((2, 3)),)
 
 
-@pytest.mark.parametrize("norm", [False, True])
-def test_rates_are_relative_to_each_tensor_without_normalisation_and_follow_the_cosine(norm):
+# The factor at the last step of each of 4 epochs of 4 steps (steps 3, 7, 11, 15 of 16).
+SCHEDULED = {"cosine": [0.5 * (1 + math.cos(math.pi * step / 16)) for step in (3, 7, 11, 15)],
+             "wsd": [1.0, 1.0, 1.0, (1 - 15 / 16) / 0.2]}
+
+
+@pytest.mark.parametrize("norm, schedule", [(False, "cosine"), (True, "cosine"), (True, "wsd")])
+def test_rates_are_relative_to_each_tensor_without_normalisation_and_follow_the_schedule(norm, schedule):
     from compile.distill import DistillConfig, Distiller
     from compile.losses import LogitLoss
 
     torch.manual_seed(0)
     teacher, student = TwoConvs(norm).eval(), TwoConvs(norm)
-    config = DistillConfig(sources=("tensors",), epochs=4, batch=2, lr=1e-2, views=0, threads=1, schedule="cosine")
+    config = DistillConfig(sources=("tensors",), epochs=4, batch=2, lr=1e-2, views=0, threads=1, schedule=schedule)
     distiller = Distiller(teacher, student, LogitLoss(1.0), torch.stack, config, lambda name: False)
     scales = [float(p.detach().pow(2).mean().sqrt()) for p in student.parameters()]
     seen = []
@@ -130,9 +135,27 @@ def test_rates_are_relative_to_each_tensor_without_normalisation_and_follow_the_
     else:
         assert [group["initial_lr"] for group in first] == pytest.approx([1e-2 * max(s, 1e-3) for s in scales],
                                                                           rel=1e-6)
-    # the rate of each epoch's last step (of 4): cos over 16 steps, at steps 3, 7, 11, 15
-    expected = [0.5 * (1 + math.cos(math.pi * step / 16)) for step in (3, 7, 11, 15)]
-    assert [rates[0] / first[0]["initial_lr"] for rates in seen] == pytest.approx(expected, rel=1e-6)
+    assert [rates[0] / first[0]["initial_lr"] for rates in seen] == pytest.approx(SCHEDULED[schedule], rel=1e-6)
+
+
+def test_the_warmup_raises_the_rate_step_by_step_across_epochs():
+    from compile.distill import DistillConfig, Distiller
+    from compile.losses import LogitLoss
+
+    torch.manual_seed(0)
+    teacher, student = TwoConvs(True).eval(), TwoConvs(True)
+    config = DistillConfig(sources=("tensors",), epochs=2, batch=2, lr=1e-2, views=0, threads=1, warmup_steps=6)
+    distiller = Distiller(teacher, student, LogitLoss(1.0), torch.stack, config, lambda name: False)
+    rates, step = [], distiller._step
+
+    def recording(*batch):
+        loss = step(*batch)
+        rates.append(distiller.optimizer.param_groups[0]["lr"])
+        return loss
+
+    distiller._step = recording
+    distiller.fit([torch.randn(3, 8, 8) for _ in range(8)])  # 4 steps an epoch
+    assert rates == pytest.approx([1e-2 * n / 6 for n in (1, 2, 3, 4, 5, 6)] + [1e-2] * 2, rel=1e-6)
 
 
 def compile_args(assets, out, *extra: str) -> list[str]:
@@ -170,6 +193,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(assets, tmp_path, monkey
     (["--prune", "0.5", "--prune-importance", "contribution"], "needs frames to measure on"),
     (["--prune", "0.5", "--prune-macs", "0.6"], "--prune-macs: needs frames"),
     (["--prune", "0.5", "--prune-macs", "1.5", "--distill", "x.mp4"], "the MAC budget is a share"),
+    (["--distill", "x.mp4", "--lr-warmup", "-1"], "warmup steps must be 0 (none) or more"),
 ])
 def test_bad_compress_options_are_usage_errors(tmp_path, capsys, extra, message):
     args = ["compile", "--model", "resnet18", "--task", "classification", "--out", str(tmp_path), *extra]

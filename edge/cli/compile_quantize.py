@@ -101,8 +101,11 @@ def add_compress_options(parser: argparse.ArgumentParser) -> None:
     distill.add_argument("--lr", type=float, default=1e-3,
                          help="learning rate (relative to each weight tensor's scale where the model has no "
                               "normalisation layers, e.g. BatchNorm folded)")
-    distill.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
-                         help="cosine: down to 0 by the last epoch or the end of --distill-minutes")
+    distill.add_argument("--lr-schedule", choices=("constant", "cosine", "wsd"), default="constant",
+                         help="cosine: down to 0 by the last epoch or the end of --distill-minutes; wsd: constant, "
+                              "then linearly down to 0 over the last fifth of them")
+    distill.add_argument("--lr-warmup", type=int, default=0, metavar="STEPS",
+                         help="raise the rate linearly to --lr over the first STEPS optimizer steps (default 0)")
     distill.add_argument("--temperature", type=float, default=2.0, help="KL temperature for class scores")
     distill.add_argument("--seed", type=int, default=0)
     distill.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint in --out")
@@ -203,7 +206,7 @@ def _compile_compressed(args: argparse.Namespace, int8=None) -> int:
             macs_budget=args.prune_macs)
         distill = None if not args.distill else DistillConfig(
             sources=tuple(args.distill), frames=args.frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
-            schedule=args.lr_schedule,
+            schedule=args.lr_schedule, warmup_steps=args.lr_warmup,
             temperature=args.temperature, seed=args.seed, freeze_backbone_epochs=args.freeze_backbone_epochs,
             features=args.features, device=args.device, resume=args.resume,
             mixup=args.task in ("classification", "segmentation") if args.mixup is None else args.mixup,
