@@ -165,7 +165,6 @@ class Distiller:
         self.epoch = 0
         self.seconds = 0.0  # training time so far, carried over by a resume
         self.history: list[dict[str, Any]] = []  # one record per epoch run
-        self.rate = 1.0  # the next step's learning rate as a share of lr (warmup and schedule, see _rate)
         self.cache: TeacherCache | None = None
         self.threads = ThreadChooser()
 
@@ -213,12 +212,12 @@ class Distiller:
         steps_before = sum(record["steps"] for record in self.history)
         with bar(total=len(batches), desc=f"distil epoch {epoch + 1}/{self.config.epochs}", unit="batch") as shown:
             for step, indices in enumerate(batches):
-                self.rate = self._rate(steps_before + step, epoch + step / len(batches), time.monotonic() - started)
+                rate = self._rate(steps_before + step, epoch + step / len(batches), time.monotonic() - started)
                 if self.cache is not None:
                     images, targets = self.cache.batch(indices)
                 else:
                     images, targets = self.augment([frames[i] for i in indices]).to(self.device), None
-                total += self._step(images, targets)
+                total += self._step(images, targets, rate)
                 steps += 1
                 shown.set_postfix(loss=f"{total / steps:.4f}", refresh=False)
                 shown.update()
@@ -252,8 +251,9 @@ class Distiller:
             torch.set_num_threads(self.config.threads or self.threads.choose())
         return torch.get_num_threads()
 
-    def _step(self, images: torch.Tensor, targets: tuple[torch.Tensor, ...] | None = None) -> float:
-        """One optimizer step on ``images``; ``targets``: the teacher's outputs on them, where already known."""
+    def _step(self, images: torch.Tensor, targets: tuple[torch.Tensor, ...] | None = None, rate: float = 1.0) -> float:
+        """One optimizer step on ``images`` at ``rate`` × each group's initial rate (:meth:`_rate`); ``targets``: the
+        teacher's outputs on them, where already known."""
         if targets is None:
             with torch.no_grad():
                 targets = as_tuple(self.teacher(images))
@@ -264,7 +264,7 @@ class Distiller:
         if self.optimizer is None:
             self.optimizer = self._make_optimizer()
         for group in self.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * self.rate
+            group["lr"] = group["initial_lr"] * rate
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
