@@ -4,7 +4,11 @@ distilled on the shared sample footage within a training time budget; prints MAC
 floor, and the curve agreement vs training time, with the exact command.
 
     python -m benchmarks.prune_distill_yolox [--prune 0.3] [--macs 0.6] [--minutes 30] [--curve 3]
-        [--importance contribution] [--lr 1e-3] [--schedule wsd|cosine|constant] [--warmup 100] [--out out/bench_yolox]
+        [--importance contribution] [--lr 3e-3] [--schedule wsd|cosine|constant] [--warmup 100] [--out out/bench_yolox]
+
+``--lr 3e-3`` (relative to each tensor's scale) is the rate that learned most in 30 minutes of the 30 %-pruned
+model: 0.928 against 0.915 at 1e-3 and 0.909 at 1e-2, where the full rate's steps are too noisy for the decay to
+settle.
 
 ``--macs 0.6`` (the issue's budget) spares the channel groups costliest to prune while the model stays within
 0.6x the original's MACs (``edge compile --prune-macs``); ``--macs 0`` prunes every group alike.
@@ -55,7 +59,7 @@ def run() -> int:
     parser.add_argument("--epochs", type=int, default=1000, help="at most this many epochs")
     parser.add_argument("--frames", type=int, default=400)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3, help="relative to each tensor's scale (compile.distill)")
+    parser.add_argument("--lr", type=float, default=3e-3, help="relative to each tensor's scale (compile.distill)")
     parser.add_argument("--schedule", default="wsd", help="learning rate schedule: wsd, cosine or constant")
     parser.add_argument("--warmup", type=int, default=100, help="optimizer steps the rate rises over")
     parser.add_argument("--out", default="out/bench_yolox")

@@ -18,8 +18,9 @@ every weight by the full rate in the sign of its gradient, and a student that st
 from a loss of 1.37 to 7.4. ``schedule="cosine"`` lowers the rate to 0 by the last epoch or the time budget's
 end, whichever comes first; ``schedule="wsd"`` (warmup-stable-decay) keeps it until the last fifth of training
 and lowers it linearly to 0 there, so that most of the budget runs at the full rate, which a heavily pruned
-student needs to learn fast enough, and the end settles the weights (on YOLOX-nano pruned 30 % the decay
-lowers the loss by a sixth; the agreement with the teacher stays within its noise).
+student needs to learn fast enough, and the end settles the weights: the full rate's steps are noisy enough to
+take YOLOX-nano pruned by 2 % from an agreement of 0.973 with the teacher to 0.955, and the decay brings it back
+to 0.970.
 
 On the CPU the loop takes as many threads as other processes leave cores free, chosen again every epoch
 (:mod:`compile.threads`); ``threads`` fixes the count. A time budget (``minutes``) stops training at the
