@@ -23,7 +23,7 @@ import torch
 
 from calibration.frames import SampledFrame, sample_frames, split_holdout
 from compile import report
-from compile.augment import Augment
+from compile.augment import Augment, rect_input
 from compile.distill import DistillConfig, Distiller, as_tuple, load_checkpoint, seed_everything
 from compile.export import EXPORTER, OPSET
 from compile.families import Network
@@ -32,7 +32,7 @@ from compile.prune import PruneConfig, dependency_graph, output_layers, prune, r
 from compile.reconstruct import kept_channels, reconstruct
 from compile.sensitivity import spared_groups
 from compile.threads import ThreadChooser
-from edge.bundle import Bundle, write_bundle
+from edge.bundle import Bundle, InputSpec, write_bundle
 from edge.decoders import DECODERS
 from edge.errors import UsageError
 from edge.paths import make_out_dir
@@ -88,10 +88,11 @@ def _compress(build: Callable[[], Network], out: Path, name: str, prune_config: 
     checkpoint = out / CHECKPOINT
     state = load_checkpoint(checkpoint) if distill_config and distill_config.resume and checkpoint.is_file() else None
     example = teacher.example()
-    augment = Augment(teacher.input, mixup=bool(distill_config and distill_config.mixup),
+    canvas = _canvas(teacher, distill_config, train)
+    augment = Augment(canvas, mixup=bool(distill_config and distill_config.mixup),
                       randaugment=teacher.task in STRONG_AUGMENTATION)
     needs_loss = distill_config is not None or (prune_config is not None and prune_config.importance == "taylor")
-    loss = _loss(teacher, distill_config) if needs_loss else None
+    loss = _loss(teacher, distill_config, canvas) if needs_loss else None
 
     with tempfile.TemporaryDirectory(prefix="edge-compress-") as scratch:
         say("measuring the original model" + (f" on {len(held)} held-out frames" if held else ""))
@@ -185,14 +186,35 @@ def split_end(frames: Sequence[SampledFrame], holdout: float) -> tuple[list[Samp
     return train, held
 
 
-def _loss(network: Network, config: DistillConfig | None) -> torch.nn.Module:
+def _canvas(network: Network, config: DistillConfig | None, train: Sequence[np.ndarray]) -> InputSpec:
+    """The input spec training batches are made for: the model's own, or with ``--rect`` the letterboxed
+    footage's (:func:`compile.augment.rect_input`), on which the model must run."""
+    if config is None or not config.rect:
+        return network.input
+    try:
+        canvas = rect_input(network.input, train)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    try:
+        with torch.no_grad():
+            network.module(torch.zeros(canvas.shape))
+    except Exception as e:  # a graph with sizes fixed at export time fails here, in whatever way it fails
+        raise UsageError(f"--rect: the model does not run on a {canvas.width}x{canvas.height} canvas ({e}); "
+                         f"distil without --rect") from None
+    say(f"distilling on {canvas.width}x{canvas.height} canvases (--rect; the model's input is "
+        f"{network.input.width}x{network.input.height})")
+    return canvas
+
+
+def _loss(network: Network, config: DistillConfig | None, canvas: InputSpec) -> torch.nn.Module:
+    """The distillation loss of ``network``'s outputs on ``canvas``-sized inputs."""
     if network.head is None:
         raise UsageError(f"--distill/--prune-importance taylor: no distillation loss fits the outputs of a "
                          f"'{network.decoder}' model ({', '.join(network.output_names)}); prune it by magnitude only")
     with torch.no_grad():
-        shapes = [tuple(t.shape) for t in as_tuple(network.module(network.example()))]
+        shapes = [tuple(t.shape) for t in as_tuple(network.module(torch.zeros(canvas.shape)))]
     temperature = config.temperature if config else DistillConfig.temperature
-    return task_loss(network.head, temperature, shapes, (network.input.width, network.input.height))
+    return task_loss(network.head, temperature, shapes, (canvas.width, canvas.height))
 
 
 def _gradient_losses(teacher: Network, loss: torch.nn.Module, augment: Augment, frames: Sequence[np.ndarray],
@@ -261,8 +283,9 @@ def _distil(teacher: Network, student: Network, loss: torch.nn.Module, augment: 
         distiller.load_state(state, teacher.example())
     losses = distiller.fit(train, checkpoint, extra_state, on_epoch=_curve(config, distiller, judge))
     return {**asdict(config), "sources": list(config.sources), "device": str(distiller.device),
-            "train_frames": len(train), "epoch_losses": losses, "resumed_at_epoch": state["epoch"] if state else None,
-            "seconds": round(distiller.seconds, 1), "epochs_run": distiller.history}
+            "train_frames": len(train), "canvas": [augment.spec.width, augment.spec.height], "epoch_losses": losses,
+            "resumed_at_epoch": state["epoch"] if state else None, "seconds": round(distiller.seconds, 1),
+            "epochs_run": distiller.history}
 
 
 def _curve(config: DistillConfig, distiller: Distiller, judge: report.Judge) -> Callable[[dict], None] | None:

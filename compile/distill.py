@@ -83,6 +83,7 @@ class DistillConfig:
     device: str = "auto"
     resume: bool = False
     threads: int | None = None  # CPU threads; None: the cores other processes leave free, chosen every epoch
+    rect: bool = False  # distil on the letterboxed footage's own aspect, not the full canvas (compile.augment)
     views: int = 4  # fixed views per frame whose teacher outputs are cached (0: a fresh augmentation every step)
     minutes: float | None = None  # training time budget: training stops at the step that spends it
     reconstruct: bool = True  # re-solve the pruned layers by least squares before training (compile.reconstruct)

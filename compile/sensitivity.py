@@ -84,7 +84,9 @@ class _silenced:
     """Zeroes the output rows (weight and bias) the group would remove, and restores them on exit."""
 
     def __init__(self, group: tp.dependency.Group):
-        self.rows = [(tensor, torch.as_tensor(idxs)) for dep, idxs in group if dep.pruning_fn in SILENCED
+        # A long tensor even where the group is empty (a layer global pruning leaves whole), so it still indexes.
+        self.rows = [(tensor, torch.as_tensor(idxs, dtype=torch.long)) for dep, idxs in group
+                     if dep.pruning_fn in SILENCED
                      for tensor in (dep.layer.weight, dep.layer.bias) if tensor is not None]
         self.saved: list[torch.Tensor] = []
 

@@ -61,14 +61,17 @@ def test_distillation_raises_yolox_agreement_over_the_pruned_student(assets, tmp
     """YOLOX-nano (real COCO weights, BatchNorm folded into its convolutions) loses every detection to pruning
     30 % of its channels; the distillation pipeline (channels ranked by contribution, least-squares
     reconstruction of the pruned layers, then a short distillation at the default rate, relative to each
-    tensor's scale) on real highway footage brings its boxes back, scored by the gate's class-agnostic mAP."""
+    tensor's scale, on canvases without the letterbox's grey band) on real highway footage brings its boxes
+    back, scored by the gate's class-agnostic mAP on the model's full input."""
     out = tmp_path / "yolox"
     assert main(["compile", "--model", str(assets / "models/detection/yolox_nano_416x416.onnx"), "--task", "detection",
                  "--decoder", "yolox", "--labels", str(assets / "models/detection/coco80.names"), "--color", "bgr",
                  "--resize", "letterbox", "--pad-value", "114", "--prune", "0.3", "--prune-importance", "contribution",
-                 "--distill", str(assets / HIGHWAY), "--frames", "12", "--epochs", "1", "--batch", "8",
+                 "--distill", str(assets / HIGHWAY), "--frames", "12", "--epochs", "1", "--batch", "8", "--rect",
                  "--out", str(out)]) == 0
-    report = json.loads((out / "bundle.json").read_text())["compile"]["report"]
+    block = json.loads((out / "bundle.json").read_text())["compile"]
+    report = block["report"]
+    assert block["distillation"]["canvas"] == [416, 320]  # 320x240 footage letterboxed to 416x312
     pruned, reconstructed, distilled = (row["details"]["class-agnostic mAP@0.5"][0] for row in report["rows"][1:])
     assert report["rows"][1]["macs"] <= 0.6 * report["rows"][0]["macs"]
     assert pruned < 0.1, "pruning alone loses the boxes, or there is nothing to recover"
@@ -200,6 +203,14 @@ def test_bad_compress_options_are_usage_errors(tmp_path, capsys, extra, message)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_rect_on_a_model_without_a_letterbox_is_a_usage_error(assets, tmp_path, capsys):
+    args = ["compile", "--model", "resnet18", "--task", "classification", "--distill", str(assets / HIGHWAY),
+            "--frames", "4", "--rect", "--out", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--rect crops a letterbox's grey bands" in err and len(err.strip().splitlines()) == 1
 
 
 def test_the_pruned_onet_goes_back_into_an_mtcnn_bundle(assets, tmp_path):

@@ -72,3 +72,10 @@ def test_the_costliest_groups_per_mac_are_spared_within_the_budget(planned):
     pruned = prune(two_paths(), EXAMPLE, PruneConfig(0.5), keep=tuple(spared))
     assert pruned.macs_after / pruned.macs_before <= budget
     assert not spared_groups(model, EXAMPLE, PruneConfig(0.5), share, images, mse)[0]
+
+
+def test_a_group_the_plan_leaves_whole_costs_nothing(planned):
+    """Global pruning (``--prune-global``) can leave a layer whole: its history step names no channels."""
+    model, images, _, _ = planned
+    (found,) = group_costs(model, EXAMPLE, [("strong", True, [])], images, mse)
+    assert found.loss == 0 and found.macs_saved == 0

@@ -119,6 +119,9 @@ def add_compress_options(parser: argparse.ArgumentParser) -> None:
                          help="frames the report scores on: every 5th sampled frame (spread), or the last fifth "
                               "of each source (end: footage recorded after all training frames)")
     distill.add_argument("--threads", type=int, help="CPU threads (default: the cores other processes leave free)")
+    distill.add_argument("--rect", action="store_true",
+                         help="distil on canvases cut to the letterboxed footage's aspect, not the model's full "
+                              "input: the same scale without the grey bands (Ultralytics' rect training)")
     distill.add_argument("--views", type=int, default=4, help="fixed augmented views per frame whose teacher "
                          "outputs are cached (default 4; 0: a fresh augmentation every step)")
     distill.add_argument("--reconstruct", action=argparse.BooleanOptionalAction, default=True,
@@ -211,7 +214,7 @@ def _compile_compressed(args: argparse.Namespace, int8=None) -> int:
             features=args.features, device=args.device, resume=args.resume,
             mixup=args.task in ("classification", "segmentation") if args.mixup is None else args.mixup,
             holdout_split=args.holdout_split, threads=args.threads, views=args.views, minutes=args.distill_minutes,
-            reconstruct=args.reconstruct, curve_minutes=args.curve)
+            reconstruct=args.reconstruct, curve_minutes=args.curve, rect=args.rect)
     except ValueError as e:
         raise UsageError(f"edge compile: {e}") from None
     if prune is not None and prune.importance in ("taylor", "contribution") and distill is None:
