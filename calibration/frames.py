@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.progress import bar
+from edge.progress import bar, say
 from streams.sources import open_source
 
 THUMBNAIL = 32  # side of the grey thumbnail that stands for a frame when comparing frames
@@ -71,12 +71,19 @@ def _frames(uri: str, title: str) -> Iterator[np.ndarray]:
 
 
 def sample_frames(sources: Sequence[str], count: int, duplicate_level: float = DUPLICATE_LEVEL) -> list[SampledFrame]:
-    """Up to ``count`` distinct frames from the sources (videos, image folders, globs), shared out evenly."""
+    """Up to ``count`` distinct frames from the sources (videos, image folders, globs), shared out evenly. A source
+    that holds fewer distinct frames than its share says so: a user who asked for 1,200 frames of a clip whose
+    moving objects are too small to change its thumbnails learns that training sees 192."""
     per_source = [count // len(sources) + (i < count % len(sources)) for i in range(len(sources))]
     sampled: list[SampledFrame] = []
     for uri, share in zip(sources, per_source):
         thumbnails = np.stack([thumbnail(image) for image in _frames(uri, "sampling: looking")])
         chosen = set(choose_frames(thumbnails, share, duplicate_level).tolist())
+        if len(chosen) < share:
+            say(f"{uri}: {len(chosen)} of the {share} frames asked: " + (
+                f"it has only {len(thumbnails)}" if len(thumbnails) == len(chosen) else
+                f"the other {len(thumbnails) - len(chosen)} of its {len(thumbnails)} look like kept ones (mean "
+                f"difference under {duplicate_level:g} grey levels on a {THUMBNAIL}x{THUMBNAIL} thumbnail)"))
         sampled.extend(SampledFrame(image, uri, i) for i, image in enumerate(_frames(uri, "sampling: keeping"))
                        if i in chosen)
     return sampled

@@ -54,6 +54,8 @@ class PruneConfig:
             raise ValueError(f"pruning ratio must be between 0 and 1, not {self.ratio}")
         if self.macs_budget is not None and not 0 < self.macs_budget <= 1:
             raise ValueError(f"the MAC budget is a share of the original's, between 0 and 1, not {self.macs_budget}")
+        if self.round_to is not None and self.round_to < 1:
+            raise ValueError(f"channel counts round to a multiple of 1 or more, not {self.round_to}")
         if self.importance not in IMPORTANCES:
             raise ValueError(f"importance must be one of {', '.join(IMPORTANCES)}, not '{self.importance}'")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -36,11 +38,24 @@ def test_sampled_video_frames_are_distinct_and_spread(assets):
     assert all(f.image.shape == (432, 768, 3) and f.source == video for f in frames)
 
 
-def test_several_sources_share_the_count(assets):
-    frames = sample_frames([str(assets / "videos/face-demographics-walking.gif"),
-                            str(assets / "images/fastestdet_people_indoor.jpg")], 7)
+def test_a_source_short_of_distinct_frames_says_why(assets, capsys):
+    video = str(assets / "videos/bgslibrary_highway_traffic_320x240.avi")  # small cars barely move its thumbnails
+    frames = sample_frames([video], 600)
+    found = re.fullmatch(rf"{re.escape(video)}: {len(frames)} of the 600 frames asked: the other (\d+) of its (\d+) "
+                         r"look like kept ones \(mean difference under 3 grey levels on a 32x32 thumbnail\)",
+                         capsys.readouterr().err.strip())
+    assert found and int(found[1]) + len(frames) == int(found[2]) > 700  # every decoded frame accounted for
+    assert 100 < len(frames) < 600
+
+
+def test_several_sources_share_the_count_and_a_short_one_says_so(assets, capsys):
+    image = str(assets / "images/fastestdet_people_indoor.jpg")
+    frames = sample_frames([str(assets / "videos/face-demographics-walking.gif"), image], 7)
     assert [f.source.rsplit("/", 1)[-1] for f in frames].count("fastestdet_people_indoor.jpg") == 1
     assert len(frames) == 5  # 4 from the GIF (its share), 1 from the single image (all it has)
+    said = capsys.readouterr().err.splitlines()
+    assert f"{image}: 1 of the 3 frames asked: it has only 1" in said
+    assert not [line for line in said if "face-demographics-walking.gif:" in line]  # it gave its whole share
 
 
 def test_holdout_is_disjoint_and_spans_the_footage():

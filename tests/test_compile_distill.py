@@ -196,6 +196,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(assets, tmp_path, monkey
     (["--prune", "0.5", "--prune-importance", "contribution"], "needs frames to measure on"),
     (["--prune", "0.5", "--prune-macs", "0.6"], "--prune-macs: needs frames"),
     (["--prune", "0.5", "--prune-macs", "1.5", "--distill", "x.mp4"], "the MAC budget is a share"),
+    (["--prune", "0.5", "--prune-round-to", "0"], "channel counts round to a multiple of 1 or more"),
     (["--distill", "x.mp4", "--lr-warmup", "-1"], "warmup steps must be 0 (none) or more"),
 ])
 def test_bad_compress_options_are_usage_errors(tmp_path, capsys, extra, message):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -159,6 +160,19 @@ def test_pruned_yolox_keeps_its_output_and_runs_as_a_bundle(yolox_bundle, tmp_pa
         model(frame)
     finally:
         model.close()
+
+
+def test_round_to_leaves_every_pruned_yolox_layer_a_multiple_of_8(yolox_bundle, tmp_path):
+    """Unrounded, 30 % of YOLOX-nano's 16/32/64/128/256 channels leaves 11/22/44/89/179, which TensorRT's kernels
+    pad back up; rounded, only the head's fixed widths (box 4, objectness 1, classes 80) are not multiples."""
+    result = compress(lambda: bundle_network(yolox_bundle), tmp_path / "yolox", name="yolox_r8",
+                      prune_config=PruneConfig(0.3, round_to=8))
+    model = onnx.load(result.onnx)
+    weights = {w.name: w.dims for w in model.graph.initializer}
+    widths = {weights[node.input[1]][0] for node in model.graph.node if node.op_type == "Conv"}
+    assert {w for w in widths if w % 8} == {1, 4} and 80 in widths
+    assert output_shapes(result.onnx) == [[1, 3549, 85]]
+    assert result.rows[1].macs < 0.6 * result.rows[0].macs
 
 
 # --- MTCNN R-Net and O-Net: real weights, the flatten before their dense layers prunes consistently ------------

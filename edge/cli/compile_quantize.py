@@ -93,6 +93,10 @@ def add_compress_options(parser: argparse.ArgumentParser) -> None:
     prune.add_argument("--prune-macs", type=float, metavar="SHARE",
                        help="at most this share of the original MACs, e.g. 0.6: the channel groups whose pruning "
                             "costs most per MAC saved (measured on --distill frames) are left whole while it allows")
+    prune.add_argument("--prune-round-to", type=int, metavar="N",
+                       help="keep every pruned layer's channel count a multiple of N, e.g. 8: TensorRT's FP16 and "
+                            "INT8 kernels pad channels to multiples of 8 or more, so an odd count costs what the "
+                            "rounded-up one does")
     distill = parser.add_argument_group("distillation (teacher: the original model; no labels needed)")
     distill.add_argument("--distill", nargs="+", metavar="SOURCE", help="footage to distil on (videos, folders)")
     distill.add_argument("--frames", type=int, default=200, help="frames sampled from the footage (default 200)")
@@ -206,7 +210,7 @@ def _compile_compressed(args: argparse.Namespace, int8=None) -> int:
     try:
         prune = None if args.prune is None else PruneConfig(
             ratio=args.prune, importance=args.prune_importance, global_pruning=args.prune_global,
-            macs_budget=args.prune_macs)
+            macs_budget=args.prune_macs, round_to=args.prune_round_to)
         distill = None if not args.distill else DistillConfig(
             sources=tuple(args.distill), frames=args.frames, epochs=args.epochs, batch=args.batch, lr=args.lr,
             schedule=args.lr_schedule, warmup_steps=args.lr_warmup,
