@@ -74,7 +74,7 @@ class PruneResult:
     def to_json(self, config: PruneConfig) -> dict[str, Any]:
         return {"ratio": config.ratio, "importance": config.importance, "global": config.global_pruning,
                 "layer_ratios": dict(config.layer_ratios), "macs_budget": config.macs_budget,
-                "kept_layers": self.kept_layers,
+                "round_to": config.round_to, "kept_layers": self.kept_layers,
                 "params": [self.params_before, self.params_after], "macs": [self.macs_before, self.macs_after],
                 "history": self.history}
 

@@ -173,6 +173,7 @@ def test_round_to_leaves_every_pruned_yolox_layer_a_multiple_of_8(yolox_bundle, 
     assert {w for w in widths if w % 8} == {1, 4} and 80 in widths
     assert output_shapes(result.onnx) == [[1, 3549, 85]]
     assert result.rows[1].macs < 0.6 * result.rows[0].macs
+    assert result.bundle.extra["compile"]["pruning"]["round_to"] == 8  # the bundle says how it was pruned
 
 
 # --- MTCNN R-Net and O-Net: real weights, the flatten before their dense layers prunes consistently ------------
