@@ -26,10 +26,10 @@ ranking, not finding: all but 2 of the teacher's 414 boxes on the held-out frame
 (30 % run); the misses are its borderline boxes (scores 0.3 to 0.6, mostly small cars) that the student scores
 lower, and the student's own boxes above 0.3 where the teacher has none (38).
 
-Neither do more frames of the same footage (sampled with near-duplicates kept, 960 training frames instead of 322:
-0.924 after a 10-minute one-thread run, 0.929 with the usual frames), plain frames only (``--views 1``: 0.921, 0.960
-on its training frames) or a larger batch (``--batch 32 --lr 6e-3``, 30 minutes: 0.939 [0.920, 0.953], 0.970 on
-the training frames; at batch 8, 0.928 and 0.960).
+Neither do more frames of the same footage (the sampler's near-duplicates kept by a one-off patch, not an option:
+960 training frames instead of 322; 0.924 after a 10-minute one-thread run, 0.929 with the usual frames), plain
+frames only (``--views 1``: 0.921, 0.960 on its training frames) or a larger batch (``--batch 32 --lr 6e-3``,
+30 minutes: 0.939 [0.920, 0.953], 0.970 on the training frames; at batch 8, 0.928 and 0.960).
 
 ``--round-to 8`` (``edge compile --prune-round-to 8``) keeps every pruned layer's channel count a multiple of 8.
 Unrounded, 30 % of YOLOX-nano's 16..256 channels leaves 11, 22, 44, 89 and 179, which CPU and TensorRT kernels
