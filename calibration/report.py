@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from calibration.measure import cpu_latency_ms
+from calibration.measure import cpu_latencies_ms
 from calibration.ptq import CPU, TENSORRT, Variant
 from edge.bundle import Bundle, write_bundle
 from edge.paths import make_out_dir
@@ -23,9 +23,8 @@ def _trial_json(trial) -> dict[str, Any]:
 
 def build_report(bundle: Bundle, config, run, tried: list, best, cpu, qat, wall_s: float) -> dict[str, Any]:
     say("quantize: measuring CPU latency")
-    latency = {"fp32": cpu_latency_ms(bundle.file("model"), bundle.input),
-               TENSORRT.name: cpu_latency_ms(best.path, bundle.input),
-               CPU.name: cpu_latency_ms(cpu.path, bundle.input)}
+    latency = dict(zip(("fp32", TENSORRT.name, CPU.name),
+                       cpu_latencies_ms([bundle.file("model"), best.path, cpu.path], bundle.input)))
     cpu_runs = CPU.name if latency[CPU.name] < latency["fp32"] and run.gate.passes(cpu.agreement) else "fp32"
     gate = run.gate.describe()
     return {

@@ -6,8 +6,8 @@ decoder; the metrics are the ones the INT8 accuracy gate uses (:mod:`calibration
 class-aware and class-agnostic mAP@0.5, the candidate's boxes kept down to score 0.01 as COCO evaluation
 does), with a bootstrap interval over frames. What "close enough" means is set by the teacher's own *noise
 floor*: its agreement with itself on the same frames as a camera could as well have delivered them.
-Latency is measured, never asserted: the median of repeated single-frame runs of the ONNX model on this
-machine's CPU.
+Latency is measured, never asserted: the median of repeated single-frame runs of each stage's ONNX model on
+this machine's CPU, timed at the end, every stage taking turns (:func:`calibration.measure.cpu_latencies_ms`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from torch import nn
 
 from calibration import measure
 from calibration.agreement import METRICS, Agreement, FrameDetections, agreement, perturb
-from calibration.measure import LATENCY_RUNS, candidate_bundle, cpu_latency_ms
+from calibration.measure import LATENCY_RUNS, candidate_bundle, cpu_latencies_ms
 from compile.export import export_onnx
 from compile.families import Network
 from compile.prune import cost
@@ -35,20 +35,22 @@ from edge.preprocess import Preprocessor
 
 @dataclass(frozen=True)
 class Measurement:
-    """One model's row of the report; ``agreement`` is None when no held-out frames were given."""
+    """One model's row of the report; ``agreement`` is None when no held-out frames were given, ``latency_ms``
+    until :meth:`Judge.timed`."""
 
     stage: str  # "original", "pruned", "reconstructed", "distilled", "int8"
     params: int
     macs: int
-    latency_ms: float
     agreement: float | None
     interval: tuple[float, float] | None = None  # bootstrap 95 % over the held-out frames
     details: dict = field(default_factory=dict)  # the other metrics measured (class-aware and -agnostic mAP, …)
+    latency_ms: float | None = None
 
 
 class Judge:
     """Measures every stage's model alike, against the teacher's results on the held-out frames (computed once,
-    with the teacher's noise floor), exporting each to ``scratch``."""
+    with the teacher's noise floor), exporting each to ``scratch``; :meth:`timed` times them all at the end, while
+    ``scratch`` still holds them."""
 
     def __init__(self, teacher: Network, held: Sequence[np.ndarray], scratch: Path):
         self.teacher, self.held, self.scratch = teacher, held, scratch
@@ -56,8 +58,8 @@ class Judge:
         self.reference = predictions(onnx, teacher, held) if held else []
         self.floor = noise_floor(onnx, teacher, held, self.reference) if held else None
         params, macs = cost(deepcopy(teacher.module).cpu().eval(), teacher.example())
-        self.original = Measurement("original", params, macs, cpu_latency_ms(onnx, teacher.input),
-                                    1.0 if held else None)
+        self.original = Measurement("original", params, macs, 1.0 if held else None)
+        self.timed_models = {"original": onnx}  # stage → the file its latency is taken of
 
     def export(self, stage: str, module: nn.Module) -> Path:
         """``module`` (left as it was, on its device) as ONNX, the way the bundle will hold it."""
@@ -72,15 +74,19 @@ class Judge:
         """The row of a student (PyTorch) and its ONNX file."""
         onnx = self.export(stage, module)
         params, macs = cost(deepcopy(module).cpu().eval(), self.teacher.example())
-        row = Measurement(stage, params, macs, cpu_latency_ms(onnx, self.teacher.input), None)
-        return scored(row, self.agreement(onnx)), onnx
+        self.timed_models[stage] = onnx
+        return scored(Measurement(stage, params, macs, None), self.agreement(onnx)), onnx
 
     def measure_files(self, stage: str, like: Measurement, model: Path, cpu_model: Path) -> Measurement:
         """The row of a model that exists only as files (the int8 bundle's): ``model`` is scored, ``cpu_model``
         (what ONNX Runtime runs on the CPU) timed; parameters and MACs are those of ``like``."""
-        row = replace(like, stage=stage, latency_ms=cpu_latency_ms(cpu_model, self.teacher.input), agreement=None,
-                      interval=None, details={})
-        return scored(row, self.agreement(model))
+        self.timed_models[stage] = cpu_model
+        return scored(replace(like, stage=stage, agreement=None, interval=None, details={}), self.agreement(model))
+
+    def timed(self, rows: Sequence[Measurement]) -> list[Measurement]:
+        """``rows`` with their CPU latency: every row's model timed in turns with the others."""
+        found = cpu_latencies_ms([self.timed_models[row.stage] for row in rows], self.teacher.input)
+        return [replace(row, latency_ms=ms) for row, ms in zip(rows, found)]
 
     def agreement(self, onnx: Path) -> Agreement | None:
         if not self.held:
@@ -139,7 +145,7 @@ def report_json(rows: Sequence[Measurement], task: str, holdout_frames: int, flo
     return {"metric": METRICS.get(task, "agreement"), "holdout_frames": holdout_frames,
             "noise_floor": None if floor is None else {"metric": floor.metric, "score": floor.score,
                                                        "interval": [floor.low, floor.high], **floor.details},
-            "latency": f"ONNX Runtime CPU, median of {LATENCY_RUNS} single-frame runs",
+            "latency": f"ONNX Runtime CPU, median of {LATENCY_RUNS} single-frame runs, the models taking turns",
             "rows": [asdict(row) for row in rows]}
 
 

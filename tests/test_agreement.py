@@ -85,6 +85,28 @@ def test_map50_is_pycocotools_map50(class_agnostic):
     assert ours == pytest.approx(_torchmetrics_map50(reference, candidate, class_agnostic), abs=1e-6)
 
 
+def test_class_agnostic_counts_an_object_named_twice_once():
+    """A box the reference gives two names (car and truck, IoU 0.9) is one object: a candidate that finds it
+    once agrees fully, whichever name it uses, and the candidate's own double naming is no false positive. Two
+    objects that overlap less (IoU 0.6: a rider and a bicycle) stay two."""
+    car = np.array([100, 100, 140, 130], np.float32)
+    twice = np.array([102, 101, 141, 131], np.float32)  # IoU with car 0.87
+    rider, bicycle = np.array([300, 100, 340, 180], np.float32), np.array([300, 132, 340, 180], np.float32)
+    reference = [FrameDetections(np.stack([car, twice, rider, bicycle]), np.array([0.5, 0.4, 0.9, 0.8], np.float32),
+                                 np.array([2, 7, 0, 1]))]
+
+    def candidate(boxes, scores, classes):
+        return [FrameDetections(np.stack(boxes), np.array(scores, np.float32), np.array(classes))]
+
+    assert detection_map50(reference, candidate([twice, rider, bicycle], [0.6, 0.9, 0.8], [7, 0, 1]),
+                           class_agnostic=True) == pytest.approx(1.0)
+    assert detection_map50(reference, candidate([car, twice, rider, bicycle], [0.5, 0.45, 0.9, 0.8], [2, 7, 0, 1]),
+                           class_agnostic=True) == pytest.approx(1.0)
+    assert detection_map50(reference, candidate([car, rider], [0.5, 0.9], [2, 0]),
+                           class_agnostic=True) == pytest.approx(2 / 3, abs=0.01)
+    assert detection_map50(reference, candidate([car, rider], [0.5, 0.9], [2, 0])) < 0.6  # class-aware: truck missed
+
+
 def test_detection_agreement_gates_class_aware_only_with_enough_boxes_per_class():
     rng = np.random.default_rng(4)
     reference = frames(rng, 40)  # 3 classes, about 40 boxes each

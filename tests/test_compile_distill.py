@@ -49,6 +49,7 @@ def test_distillation_raises_agreement_over_the_pruned_student(assets, face_crop
     original, pruned, reconstructed, distilled = block["report"]["rows"]
     assert original["agreement"] == 1.0 and pruned["macs"] < 0.4 * original["macs"]
     assert reconstructed["macs"] == distilled["macs"] == pruned["macs"]
+    assert all(row["latency_ms"] > 0 for row in block["report"]["rows"])  # every stage timed, in turns, at the end
     assert block["report"]["holdout_frames"] >= 20 and block["report"]["metric"] == "top-1"
     assert pruned["agreement"] < 0.9, "pruning alone should cost agreement, or there is nothing to recover"
     assert distilled["agreement"] >= pruned["agreement"] + 0.05, block["report"]["rows"]

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 
 from torchvision.models.detection.roi_heads import paste_masks_in_image  # noqa: E402
 
-from calibration.measure import cpu_latency_ms  # noqa: E402
+from calibration.measure import cpu_latencies_ms  # noqa: E402
 from compile import torchvision_rcnn as rcnn  # noqa: E402
 from compile.build import compile_model  # noqa: E402
 from edge.bundle import Thresholds  # noqa: E402
@@ -295,8 +295,8 @@ def test_pruned_mask_and_keypoint_rcnn_export_and_run(tmp_path, people, name, ke
     channels (tracing them as channels once tied every FPN group to it, past 24 GB). The pruned graph exports
     with its post-processing and runs as a bundle (random weights: any count)."""
     # One timed run per model: the report's CPU latency (33 runs of a 200-400 GMAC graph each) is not checked here.
-    monkeypatch.setattr("compile.report.cpu_latency_ms",
-                        lambda onnx, spec: cpu_latency_ms(onnx, spec, runs=1, warmup=0))
+    monkeypatch.setattr("compile.report.cpu_latencies_ms",
+                        lambda models, spec: cpu_latencies_ms(models, spec, runs=1, warmup=0))
     from compile.compress import compress
     from compile.families import rcnn_network
     from compile.prune import PruneConfig

@@ -290,3 +290,21 @@ def test_compile_int8_quantizes_the_compiled_bundle_in_place(assets, tmp_path, m
     lint_qdq(onnx.load(str(bundle.file("model"))))
     assert main(["compile", "--model", "mobilenet_v3_small", "--task", "classification", "--out", str(out),
                  "--calib", str(assets / HIGHWAY)]) == 2  # --calib without --int8
+
+
+def test_compile_prune_int8_is_one_chain_with_a_timed_row_per_stage(assets, tmp_path, monkeypatch, capsys):
+    """``--prune`` and ``--int8`` in one command: one int8 bundle whose report has a row per stage, each with its
+    CPU latency (the stages' models timed in turns at the end, the int8 one too)."""
+    pytest.importorskip("torchvision")
+    monkeypatch.setenv("EDGE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "mobilenet"
+    assert main(["compile", "--model", "mobilenet_v3_small", "--task", "classification", "--input-size", "64x64",
+                 "--prune", "0.25", "--out", str(out), "--int8", "--calib", str(assets / HIGHWAY),
+                 "--calib-frames", "8", "--holdout-frames", "4", "--method", "minmax", "--max-drop", "1"]) == 0, \
+        capsys.readouterr().err
+    bundle = load_bundle(out)
+    rows = bundle.extra["compile"]["report"]["rows"]
+    assert bundle.precision == "int8" and [row["stage"] for row in rows] == ["original", "pruned", "int8"]
+    assert rows[2]["macs"] == rows[1]["macs"] < rows[0]["macs"]
+    assert all(row["latency_ms"] > 0 for row in rows), rows
+    assert sorted(p.name for p in out.glob("*.onnx")) == sorted({bundle.files["model"], bundle.files["model_cpu"]})
